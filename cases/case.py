@@ -1,0 +1,133 @@
+"""The ``Case`` record: one worked example, declared once, checked by every generic test."""
+
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from types import ModuleType
+
+import torch
+
+Tensors = dict[str, torch.Tensor]
+
+
+def assert_printed(actual: torch.Tensor, text: str, what: str = "") -> None:
+    """Assert that ``actual`` shows the numbers an article printed as ``text``.
+
+    ``text`` is space-separated numbers in row-major order. The articles print rounded
+    numbers and round the inputs they print too, so a value agrees when it is within one
+    unit of its last printed digit, plus a relative 1e-5 for the rounding carried through.
+    """
+    tokens = text.split()
+    unit = 10.0 ** min(Decimal(t).as_tuple().exponent for t in tokens)
+    got = actual.detach().flatten().to("cpu", torch.float64)
+    want = torch.tensor([float(t) for t in tokens], dtype=torch.float64)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=unit,
+                               msg=lambda m: f"{what} differs from the printed {text!r}: {m}")
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """An override of ``assert_close``'s default tolerances for one dtype, with its reason."""
+
+    rtol: float
+    atol: float
+    why: str
+
+
+@dataclass(frozen=True)
+class Example:
+    """A worked example as the article prints it.
+
+    ``inputs`` are nested lists of numbers. ``expected`` holds the printed numbers as
+    strings, space-separated, in row-major order: a forward value under its name in the
+    module's ``forward`` (``"loss"``, ``"y_hat"``), a gradient as ``d_<input>``.
+    """
+
+    label: str
+    inputs: Mapping[str, object]
+    expected: Mapping[str, str]
+
+    def tensors(self, device="cpu", dtype=torch.float64) -> Tensors:
+        return {k: torch.tensor(v, dtype=torch.float64).to(device, dtype)
+                for k, v in self.inputs.items()}
+
+
+@dataclass(frozen=True)
+class Case:
+    """A forward expression, its hand-derived gradient, and how to check one against the other.
+
+    ``module`` is the case's module in ``manual_grads``: its ``forward`` returns the named
+    values of the forward pass, ``output`` names the one that is differentiated, and its
+    ``gradients`` returns the hand-derived gradient for each input named in ``wrt``.
+    Where ``output`` is not a scalar, ``grad_output`` names the input that plays ``v`` in
+    ``output.backward(v)``. ``variants`` names other gradient functions of the module that
+    must agree too, each with its own tolerance overrides.
+    """
+
+    name: str
+    source: str
+    module: ModuleType
+    output: str
+    wrt: tuple[str, ...]
+    dims: Mapping[str, int]
+    grad_output: str | None = None
+    variants: Mapping[str, Mapping[torch.dtype, Tolerance]] = field(default_factory=dict)
+    tolerances: Mapping[torch.dtype, Tolerance] = field(default_factory=dict)
+    examples: Sequence[Example] = ()
+
+    @property
+    def seed(self) -> int:
+        """Every draw for this case comes from a generator seeded with this number."""
+        return zlib.crc32(self.name.encode())
+
+    @property
+    def shapes(self) -> Mapping[str, str]:
+        return self.module.SHAPES
+
+    def inputs(self, device="cpu", dtype=torch.float64, **dims: int) -> Tensors:
+        """Standard-normal inputs, drawn in float64 on the CPU, then cast and moved.
+
+        Every device and dtype sees the same values. ``dims`` overrides the case's sizes.
+        """
+        sizes = {**self.dims, **dims}
+        gen = torch.Generator().manual_seed(self.seed)
+        drawn = {}
+        for name, spec in self.shapes.items():
+            shape = [int(s) if s.isdigit() else sizes[s] for s in spec.split()]
+            drawn[name] = torch.randn(shape, generator=gen, dtype=torch.float64)
+        return {k: t.to(device, dtype) for k, t in drawn.items()}
+
+    def forward(self, inputs: Tensors) -> Tensors:
+        """Every named value of the forward pass."""
+        args = {k: t for k, t in inputs.items() if k != self.grad_output}
+        return self.module.forward(**args)
+
+    def reference(self, inputs: Tensors) -> Tensors:
+        """Autograd's gradients of ``output`` with respect to ``wrt``."""
+        leaves = {k: t.detach().requires_grad_(k in self.wrt) for k, t in inputs.items()}
+        out = self.forward(leaves)[self.output]
+        v = leaves[self.grad_output] if self.grad_output else None
+        grads = torch.autograd.grad(out, [leaves[k] for k in self.wrt], grad_outputs=v)
+        return dict(zip(self.wrt, grads, strict=True))
+
+    def manual(self, inputs: Tensors, form: str = "gradients") -> Tensors:
+        """The hand-derived gradients, from detached inputs with autograd switched off."""
+        with torch.no_grad():
+            return getattr(self.module, form)(**{k: t.detach() for k, t in inputs.items()})
+
+    def tolerance(self, dtype: torch.dtype, form: str = "gradients") -> dict[str, float]:
+        """Keyword arguments for ``assert_close``: empty means torch's defaults."""
+        overrides = self.tolerances if form == "gradients" else self.variants[form]
+        tol = overrides.get(dtype)
+        return {} if tol is None else {"rtol": tol.rtol, "atol": tol.atol}
+
+
+def registry(*cases: Case) -> tuple[Case, ...]:
+    """The cases in order; a name used twice is an error."""
+    seen = set()
+    for case in cases:
+        if case.name in seen:
+            raise ValueError(f"case name {case.name!r} is registered twice")
+        seen.add(case.name)
+    return cases

@@ -1,0 +1,20 @@
+"""Case B: ``out = mean(3 (x + 2)^2)`` and ``out.backward()``."""
+
+from cases.case import Case, Example
+from manual_grads import square_mean
+
+CASE = Case(
+    name="square_mean",
+    source="B (article 001, first part): out = mean(3 (x + 2)^2), out.backward()",
+    module=square_mean,
+    output="out",
+    wrt=("x",),
+    dims={"N": 3, "M": 4},
+    examples=(
+        Example(
+            label="ones",
+            inputs={"x": [[1, 1], [1, 1]]},
+            expected={"y": "3.0 3.0 3.0 3.0", "out": "27.0", "d_x": "4.5 4.5 4.5 4.5"},
+        ),
+    ),
+)

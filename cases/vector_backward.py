@@ -1,0 +1,21 @@
+"""Case C: a vector output, ``y = 2 x``, and ``y.backward(v)``."""
+
+from cases.case import Case, Example
+from manual_grads import vector_backward
+
+CASE = Case(
+    name="vector_backward",
+    source="C (article 001, second part): y = 2x, y.backward(v) with a grad_output v",
+    module=vector_backward,
+    output="y",
+    wrt=("x",),
+    grad_output="v",
+    dims={"N": 5},
+    examples=(
+        Example(
+            label="article",
+            inputs={"x": [1, 1, 1], "v": [0.1, 1.0, 0.0001]},
+            expected={"y": "2.0 2.0 2.0", "d_x": "0.2 2.0 0.0002"},
+        ),
+    ),
+)
