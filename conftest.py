@@ -1,0 +1,34 @@
+"""Parametrises every test over case x device x dtype, and pins the numerics down.
+
+A test that takes a ``case``, ``device`` or ``dtype`` argument runs once per registered
+case, per device and per dtype, with ids such as ``[mlp_relu_mse-cpu-float32]``. ``cuda``
+is always a parameter; without a GPU it is skipped with a reason that ``-ra`` prints.
+"""
+
+import pytest
+import torch
+
+from cases import CASES
+
+# float32 matmuls on CUDA stay float32: no TF32, which would round inputs to 10 bits.
+torch.backends.cuda.matmul.allow_tf32 = False
+torch.backends.cudnn.allow_tf32 = False
+
+DEVICES = (
+    "cpu",
+    pytest.param("cuda", marks=[
+        pytest.mark.cuda,
+        pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA: no GPU on this machine"),
+    ]),
+)
+DTYPES = (torch.float64, torch.float32)
+
+
+@pytest.hookimpl(trylast=True)  # after @pytest.mark.parametrize, so ids start with the case
+def pytest_generate_tests(metafunc):
+    if "case" in metafunc.fixturenames:
+        metafunc.parametrize("case", CASES, ids=lambda c: c.name)
+    if "device" in metafunc.fixturenames:
+        metafunc.parametrize("device", DEVICES)
+    if "dtype" in metafunc.fixturenames:
+        metafunc.parametrize("dtype", DTYPES, ids=lambda d: str(d).removeprefix("torch."))

@@ -1,0 +1,38 @@
+"""Manual gradient == autograd, for every case, device and dtype.
+
+``assert_close`` compares the dicts key by key, so a failure names the parameter, the
+number of mismatched elements, the worst index and its absolute and relative errors.
+"""
+
+import pytest
+import torch
+
+from cases import CASES
+
+
+def test_manual_matches_autograd(case, device, dtype):
+    inputs = case.inputs(device, dtype)
+    manual = case.manual(inputs)
+    reference = case.reference(inputs)
+    assert manual.keys() == set(case.wrt)
+    torch.testing.assert_close(manual, reference, **case.tolerance(dtype))
+
+
+VARIANTS = [(case, form) for case in CASES for form in case.variants]
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=[f"{c.name}-{f}" for c, f in VARIANTS])
+def test_variant_matches_autograd(variant, device, dtype):
+    case, form = variant
+    inputs = case.inputs(device, dtype)
+    torch.testing.assert_close(case.manual(inputs, form), case.reference(inputs),
+                               **case.tolerance(dtype, form))
+
+
+def test_gradient_has_the_shape_of_its_input(case, device):
+    """``w.grad`` has the shape of ``w``: the column-not-row answer of example A, checked."""
+    inputs = case.inputs(device)
+    for name, grad in case.manual(inputs).items():
+        assert grad.shape == inputs[name].shape, name
+        assert grad.dtype == inputs[name].dtype, name
+        assert grad.device == inputs[name].device, name

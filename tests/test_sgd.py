@@ -1,0 +1,111 @@
+"""Hand SGD against ``nn.Linear(1, 1)`` + ``nn.MSELoss`` + ``torch.optim.SGD``, step by step.
+
+Both sides see the same batches; after every step the losses and the parameters must be
+equal, and the articles' printed trajectories must come out.
+"""
+
+import pytest
+import torch
+
+from cases.case import assert_printed
+from cases.sgd_linear_regression import CASE, E1_LOOP, E1_STEPS, E2_STEP
+from manual_grads import sgd_linear_regression as sgd
+
+
+def same(hand, torch_value, what):
+    torch.testing.assert_close(hand, torch_value.detach(), msg=lambda m: f"{what}: {m}")
+
+
+def train_both(batches, w0, b0, lr, bias=True):
+    """Train torch's model and the hand version side by side, comparing after each step.
+
+    Without ``bias`` the model is the article's ``y_pred = w x`` and ``b`` stays 0 on the
+    hand side. Returns one record per step: the loss and gradients before the step, and
+    the parameters after it.
+    """
+    model = torch.nn.Linear(1, 1, bias=bias, device=w0.device, dtype=w0.dtype)
+    with torch.no_grad():
+        model.weight.copy_(w0)
+        if bias:
+            model.bias.copy_(b0)
+    optimiser = torch.optim.SGD(model.parameters(), lr=lr)
+    trained = ("w", "b") if bias else ("w",)
+    params, history = {"w": w0.clone(), "b": b0.clone()}, []
+    for x, y in batches:
+        optimiser.zero_grad()
+        torch_loss = torch.nn.MSELoss()(model(x), y)
+        torch_loss.backward()
+        optimiser.step()
+
+        loss = sgd.forward(**params, x=x, y=y)["loss"]
+        grads = sgd.gradients(**params, x=x, y=y)
+        params |= sgd.sgd_step({k: params[k] for k in trained}, {k: grads[k] for k in trained}, lr)
+
+        step = len(history) + 1
+        same(loss, torch_loss, f"loss at step {step}")
+        same(params["w"], model.weight, f"w after step {step}")
+        if bias:
+            same(params["b"], model.bias, f"b after step {step}")
+        history.append({"loss": loss, **{f"d_{k}": g for k, g in grads.items()}, **params})
+    return history
+
+
+def scalar(value, device, dtype, shape=(1, 1)):
+    return torch.full(shape, value, device=device, dtype=dtype)
+
+
+def test_e1_worked_steps(device, dtype):
+    """x = 2, y = 4, w = 1, lr = 0.1: w goes 1 -> 1.8 -> 1.96, the loss 4 -> 0.16 -> 0.0064."""
+    x, y = scalar(E1_STEPS["x"], device, dtype), scalar(E1_STEPS["y"], device, dtype)
+    history = train_both([(x, y)] * 3, scalar(E1_STEPS["w0"], device, dtype),
+                         scalar(0.0, device, dtype, (1,)), E1_STEPS["lr"], bias=False)
+    assert_printed(torch.stack([h["w"] for h in history[:2]]), E1_STEPS["w"], "w")
+    assert_printed(torch.stack([h["loss"] for h in history]), E1_STEPS["loss"], "loss")
+    assert_printed(torch.stack([h["d_w"] for h in history]), E1_STEPS["d_w"], "d_w")
+
+
+def test_e1_training_loop(device, dtype):
+    """One update per sample for 100 epochs; then w x at x = 4 is 7.9999986 (float32)."""
+    samples = [(scalar(x, device, dtype), scalar(y, device, dtype))
+               for x, y in zip(E1_LOOP["x"], E1_LOOP["y"], strict=True)]
+    history = train_both(samples * E1_LOOP["epochs"], scalar(E1_LOOP["w0"], device, dtype),
+                         scalar(0.0, device, dtype, (1,)), E1_LOOP["lr"], bias=False)
+    assert len(history) == 300
+    assert_printed(history[-1]["w"] * E1_LOOP["predict_at"], E1_LOOP["prediction"], "w * 4")
+    assert history[-1]["loss"] < 1e-10 < history[0]["loss"]
+    if (device, dtype) == ("cpu", torch.float32):  # the article's run; a GPU's fused
+        assert_printed(history[-1]["loss"], E1_LOOP["last_loss"], "loss")  # mul-add may differ
+
+
+def test_e2_one_step(device, dtype):
+    """The article's batch: w -0.34487 -> -0.19459 and b 0.86449 -> 0.88857 at lr 0.001."""
+    (example,) = [e for e in CASE.examples if e.label == "e2"]
+    t = example.tensors(device, dtype)
+    (step,) = train_both([(t["x"], t["y"])], t["w"], t["b"], E2_STEP["lr"])
+    assert_printed(step["w"], E2_STEP["w"], "w")
+    assert_printed(step["b"], E2_STEP["b"], "b")
+
+
+def test_e2_ten_epochs_of_shuffled_batches(device, dtype):
+    """x = linspace(2, 10, 10), y = 2x + U(0, 1), batches of 3 shuffled, 10 epochs."""
+    gen = torch.Generator().manual_seed(CASE.seed)
+    x = torch.linspace(2, 10, 10, dtype=torch.float64).unsqueeze(1)
+    y = 2 * x + torch.rand(x.shape, generator=gen, dtype=torch.float64)
+    w0, b0 = torch.rand((1, 1), generator=gen) * 2 - 1, torch.rand(1, generator=gen) * 2 - 1
+    data = torch.utils.data.TensorDataset(x.to(device, dtype), y.to(device, dtype))
+    loader = torch.utils.data.DataLoader(data, batch_size=3, shuffle=True, generator=gen)
+    batches = [batch for _ in range(10) for batch in loader]
+    history = train_both(batches, w0.to(device, dtype), b0.to(device, dtype), lr=0.001)
+    assert len(history) == 10 * 4  # 3 + 3 + 3 + 1 samples an epoch
+    first, last = (sum(h["loss"] for h in history[i:i + 4]) for i in (0, len(history) - 4))
+    assert last < first / 4, "training should have lowered the loss"
+
+
+@pytest.mark.parametrize(("params", "grads", "lr", "pattern"), [
+    ({"w": torch.ones(1, 1)}, {"b": torch.ones(1)}, 0.1, r"^grads: keys \['b'\] differ"),
+    ({"w": torch.ones(1, 1)}, {"w": torch.ones(1, 1)}, 0.0, r"^lr: expected a positive"),
+    ({"w": torch.ones(1, 1)}, {"w": torch.ones(1)}, 0.1, r"^d_w: expected shape \(1, 1\)"),
+])
+def test_sgd_step_rejects_bad_input(params, grads, lr, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        sgd.sgd_step(params, grads, lr)
