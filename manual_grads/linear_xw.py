@@ -25,6 +25,12 @@ shape ``(D, 1)``. Writing the chain rule with Jacobians instead gives
 ``(y_hat - y)^T X``, of shape ``(1, D)``: the same D numbers, transposed, because a
 Jacobian of a scalar is a row by convention. PyTorch stores ``w.grad`` in the shape of
 ``w``, so it prints the column ``X^T (y_hat - y)``.
+
+Second order. The gradient ``X^T (X w - y)`` is linear in ``w``, so differentiating it
+once more leaves the constant ``d^2 loss / d w[d] d w[e] = sum_n X[n, d] X[n, e]``, that
+is ``X^T X (D, D)``: symmetric, positive semi-definite, the same for every ``w``.
+``hessians`` returns it shaped ``(D, 1, D, 1)``, the shape of ``w`` twice, as
+``torch.func.hessian`` does.
 """
 
 import torch
@@ -52,3 +58,9 @@ def gradients(X: torch.Tensor, w: torch.Tensor, y: torch.Tensor) -> dict[str, to
     d_y_hat = d_residual  # (N, 1)  step 3: y_hat - y
     d_w = X.T @ d_y_hat  # (D, 1)  step 4: X @ w
     return {"w": d_w}
+
+
+def hessians(X, w, y) -> dict[str, dict[str, torch.Tensor]]:
+    """``d^2 loss / d w^2 = X^T X``, as ``{"w": {"w": (D, 1, D, 1)}}``."""
+    check(SHAPES, X=X, w=w, y=y)
+    return {"w": {"w": (X.T @ X).reshape(*w.shape, *w.shape)}}

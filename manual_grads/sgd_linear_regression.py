@@ -23,6 +23,12 @@ With one sample and no bias (``N = 1, b = 0``) this is the article's first examp
 The update. Plain SGD moves each parameter against its gradient,
 ``p <- p - lr * d_p``; ``sgd_step`` does that, and equals ``torch.optim.SGD`` with no
 momentum, dampening or weight decay.
+
+Second order. Both gradients are linear in ``(w, b)``: differentiating
+``dL/dw = (2/N) (w sum x_n^2 + b sum x_n - sum y_n x_n)`` and
+``dL/db = (2/N) (w sum x_n + N b - sum y_n)`` once more gives the constant Hessian
+``(2/N) [[sum x_n^2, sum x_n], [sum x_n, N]]``, whatever ``w``, ``b`` and ``y`` are.
+``hessians`` returns its four blocks, each shaped like the two parameters it pairs.
 """
 
 import torch
@@ -50,6 +56,19 @@ def gradients(w, b, x, y) -> Tensors:
     d_w = d_y_pred.T @ x  # (1, 1)  step 3: x @ w^T
     d_b = d_y_pred.sum(0)  # (1,)    step 3: + b, added to every row
     return {"w": d_w, "b": d_b}
+
+
+def hessians(w, b, x, y) -> dict[str, dict[str, torch.Tensor]]:
+    """The constant Hessian ``(2/N) [[sum x^2, sum x], [sum x, N]]``, block by block."""
+    check(SHAPES, w=w, b=b, x=x, y=y)
+    n = x.shape[0]
+    d_ww = 2 / n * (x * x).sum()  # d/dw of dL/dw
+    d_wb = 2 / n * x.sum()  # d/db of dL/dw = d/dw of dL/db
+    d_bb = 2 / n * n * torch.ones_like(d_wb)  # d/db of dL/db
+    return {
+        "w": {"w": d_ww.reshape(1, 1, 1, 1), "b": d_wb.reshape(1, 1, 1)},
+        "b": {"w": d_wb.reshape(1, 1, 1), "b": d_bb.reshape(1, 1)},
+    }
 
 
 def sgd_step(params: Tensors, grads: Tensors, lr: float) -> Tensors:

@@ -16,6 +16,10 @@ Closed form: ``d out / d x = 6 (x + 2) / n``. For ``x = ones(2, 2)``: ``n = 4``,
 ``out = 3 * 3^2 = 27`` and every entry of the gradient is ``6 * 3 / 4 = 4.5``.
 Each entry of ``x`` reaches ``out`` through its own ``z`` only, so the Jacobian is
 diagonal and the backward never mixes entries.
+
+Second order. ``d out / d x[i] = 6 (x[i] + 2) / n`` depends on ``x[i]`` alone, with slope
+``6 / n``; so the Hessian is diagonal, ``6 / n`` times the identity on the ``n`` entries
+(shaped ``(N, M, N, M)``, the shape of ``x`` twice).
 """
 
 import torch
@@ -40,3 +44,11 @@ def gradients(x: torch.Tensor) -> dict[str, torch.Tensor]:
     d_y = d_z * 6 * f["y"]  # (N, M)  step 2: 3 * y * y
     d_x = d_y  # (N, M)  step 3: x + 2
     return {"x": d_x}
+
+
+def hessians(x: torch.Tensor) -> dict[str, dict[str, torch.Tensor]]:
+    """``d^2 out / d x^2 = (6 / n) I``, as ``{"x": {"x": (N, M, N, M)}}``."""
+    check(SHAPES, x=x)
+    n = x.numel()
+    eye = torch.eye(n, dtype=x.dtype, device=x.device)
+    return {"x": {"x": (6 / n * eye).reshape(*x.shape, *x.shape)}}
