@@ -85,6 +85,12 @@ class Case:
     def shapes(self) -> Mapping[str, str]:
         return self.module.SHAPES
 
+    @property
+    def small_dims(self) -> dict[str, int]:
+        """Small, distinct sizes (2, 3, 4, ...): quick for finite differences, and distinct
+        so that a swapped axis cannot go unnoticed."""
+        return {symbol: 2 + i for i, symbol in enumerate(self.dims)}
+
     def inputs(self, device="cpu", dtype=torch.float64, **dims: int) -> Tensors:
         """Standard-normal inputs, drawn in float64 on the CPU, then cast and moved.
 
@@ -116,11 +122,53 @@ class Case:
         with torch.no_grad():
             return getattr(self.module, form)(**{k: t.detach() for k, t in inputs.items()})
 
+    def function(self, inputs: Tensors, backward: str = "autograd"):
+        """``f(*wrt) -> output`` with the other inputs held fixed: what ``gradcheck`` and
+        ``torch.func`` take. With ``backward="manual"`` autograd differentiates ``f`` by the
+        hand-derived gradient (``through_manual``) instead of by its own rules."""
+        def f(*tensors: torch.Tensor) -> torch.Tensor:
+            values = {**inputs, **dict(zip(self.wrt, tensors, strict=True))}
+            if backward == "manual":
+                return self.through_manual(values)
+            return self.forward(values)[self.output]
+        return f
+
+    def vjp(self, inputs: Tensors, v: torch.Tensor, form: str = "gradients") -> Tensors:
+        """The manual ``J^T v``: ``v`` is the output's gradient (a scalar for a loss)."""
+        if self.grad_output:
+            return self.manual({**inputs, self.grad_output: v}, form)
+        return {k: v * g for k, g in self.manual(inputs, form).items()}
+
+    def through_manual(self, inputs: Tensors) -> torch.Tensor:
+        """The output, differentiable by autograd, whose backward is the manual gradient.
+
+        This is how a hand-derived gradient is used in training, and how finite
+        differences check it with autograd's own derivative out of the loop.
+        """
+        names = tuple(k for k in inputs if k != self.grad_output)
+        return ManualBackward.apply(self, names, *(inputs[k] for k in names))
+
     def tolerance(self, dtype: torch.dtype, form: str = "gradients") -> dict[str, float]:
         """Keyword arguments for ``assert_close``: empty means torch's defaults."""
         overrides = self.tolerances if form == "gradients" else self.variants[form]
         tol = overrides.get(dtype)
         return {} if tol is None else {"rtol": tol.rtol, "atol": tol.atol}
+
+
+class ManualBackward(torch.autograd.Function):
+    """Forward: the case's forward. Backward: the case's hand-derived ``J^T grad_output``."""
+
+    @staticmethod
+    def forward(ctx, case: Case, names: tuple[str, ...], *tensors: torch.Tensor):
+        ctx.case, ctx.names = case, names
+        ctx.save_for_backward(*tensors)
+        return case.forward(dict(zip(names, tensors, strict=True)))[case.output]
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor):
+        inputs = dict(zip(ctx.names, ctx.saved_tensors, strict=True))
+        grads = ctx.case.vjp(inputs, grad_output)
+        return None, None, *(grads.get(name) for name in ctx.names)
 
 
 def registry(*cases: Case) -> tuple[Case, ...]:

@@ -9,11 +9,6 @@ import pytest
 import torch
 
 
-def small_inputs(case):
-    """The case's inputs with every symbolic size small and distinct (2, 3, 4, ...)."""
-    return case.inputs(**{symbol: 2 + i for i, symbol in enumerate(case.dims)})
-
-
 def calls(case):
     """Each public function of the case, as a callable on the full input dict."""
     yield "forward", case.forward
@@ -39,7 +34,7 @@ def spoiled(case, inputs, name, takes):
 
 
 def test_bad_input_is_rejected_by_name(case):
-    inputs = small_inputs(case)
+    inputs = case.inputs(**case.small_dims)
     checked = 0
     for label, call in calls(case):
         takes = inputs.keys() - ({case.grad_output} if label == "forward" else set())
@@ -52,7 +47,7 @@ def test_bad_input_is_rejected_by_name(case):
 
 
 def test_a_non_tensor_is_a_type_error(case):
-    inputs = small_inputs(case)
+    inputs = case.inputs(**case.small_dims)
     name = case.wrt[0]
     with pytest.raises(TypeError, match=rf"^{name}: expected a torch.Tensor, got list"):
         case.module.gradients(**{**inputs, name: inputs[name].tolist()})
