@@ -7,12 +7,19 @@ is always a parameter; without a GPU it is skipped with a reason that ``-ra`` pr
 
 import pytest
 import torch
+from hypothesis import settings
 
 from cases import CASES
 
 # float32 matmuls on CUDA stay float32: no TF32, which would round inputs to 10 bits.
 torch.backends.cuda.matmul.allow_tf32 = False
 torch.backends.cudnn.allow_tf32 = False
+
+# Generated-shape tests: "ci" is the default (pytest --hypothesis-profile=dev for more).
+settings.register_profile("ci", max_examples=25, derandomize=True, deadline=None,
+                          print_blob=True)
+settings.register_profile("dev", max_examples=500, deadline=None, print_blob=True)
+settings.load_profile("ci")
 
 DEVICES = (
     "cpu",
