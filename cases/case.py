@@ -109,18 +109,31 @@ class Case:
         args = {k: t for k, t in inputs.items() if k != self.grad_output}
         return self.module.forward(**args)
 
-    def reference(self, inputs: Tensors) -> Tensors:
-        """Autograd's gradients of ``output`` with respect to ``wrt``."""
-        leaves = {k: t.detach().requires_grad_(k in self.wrt) for k, t in inputs.items()}
-        out = self.forward(leaves)[self.output]
-        v = leaves[self.grad_output] if self.grad_output else None
-        grads = torch.autograd.grad(out, [leaves[k] for k in self.wrt], grad_outputs=v)
-        return dict(zip(self.wrt, grads, strict=True))
+    def reference(self, inputs: Tensors, steps: bool = False) -> Tensors:
+        """Autograd's gradients of ``output`` with respect to ``wrt``.
 
-    def manual(self, inputs: Tensors, form: str = "gradients") -> Tensors:
-        """The hand-derived gradients, from detached inputs with autograd switched off."""
+        With ``steps``, also with respect to every other named value of the forward pass:
+        what the chain rule passes through on its way to the inputs.
+        """
+        leaves = {k: t.detach().requires_grad_(k in self.wrt) for k, t in inputs.items()}
+        values = {**self.forward(leaves)}
+        out = values.pop(self.output)
+        targets = {k: leaves[k] for k in self.wrt}
+        if steps:
+            targets |= {k: t for k, t in values.items() if t.requires_grad}
+        v = leaves[self.grad_output] if self.grad_output else None
+        grads = torch.autograd.grad(out, list(targets.values()), grad_outputs=v)
+        return dict(zip(targets, grads, strict=True))
+
+    def manual(self, inputs: Tensors, form: str = "gradients", steps: bool = False) -> Tensors:
+        """The hand-derived gradients, from detached inputs with autograd switched off.
+
+        Keyed like ``reference``: the inputs in ``wrt``, and with ``steps`` every named
+        value of the forward pass too.
+        """
         with torch.no_grad():
-            return getattr(self.module, form)(**{k: t.detach() for k, t in inputs.items()})
+            grads = getattr(self.module, form)(**{k: t.detach() for k, t in inputs.items()})
+        return grads if steps else {k: grads[k] for k in self.wrt}
 
     def function(self, inputs: Tensors, backward: str = "autograd"):
         """``f(*wrt) -> output`` with the other inputs held fixed: what ``gradcheck`` and

@@ -51,13 +51,13 @@ def forward(X: torch.Tensor, w: torch.Tensor, y: torch.Tensor) -> dict[str, torc
 
 
 def gradients(X: torch.Tensor, w: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-    """``d loss / d w``, derived in the module docstring."""
+    """``d loss / d w`` and every step before it, derived in the module docstring."""
     f = forward(X, w, y)
     d_loss_rows = torch.ones_like(f["loss_rows"])  # (N, 1)  step 1: sum
     d_residual = d_loss_rows * f["residual"]  # (N, 1)  step 2: r**2 / 2
     d_y_hat = d_residual  # (N, 1)  step 3: y_hat - y
     d_w = X.T @ d_y_hat  # (D, 1)  step 4: X @ w
-    return {"w": d_w}
+    return {"loss_rows": d_loss_rows, "residual": d_residual, "y_hat": d_y_hat, "w": d_w}
 
 
 def hessians(X, w, y) -> dict[str, dict[str, torch.Tensor]]:

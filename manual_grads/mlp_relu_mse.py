@@ -85,7 +85,8 @@ def _backward(linear: LinearBackward, x, w1, b1, w2, b2, target) -> Tensors:
     d_l2, d_w2, d_b2 = linear(f["l2"], w2, d_out)  # (N, H), (H, 1), (1,)  step 3
     d_l1 = d_l2 * (f["l1"] > 0)  # (N, H)  step 4: relu, slope 0 at the kink
     d_x, d_w1, d_b1 = linear(x, w1, d_l1)  # (N, D), (D, H), (H,)  step 5
-    return {"x": d_x, "w1": d_w1, "b1": d_b1, "w2": d_w2, "b2": d_b2}
+    return {"diff": d_diff, "out": d_out, "l2": d_l2, "w2": d_w2, "b2": d_b2,
+            "l1": d_l1, "x": d_x, "w1": d_w1, "b1": d_b1}
 
 
 def gradients(x, w1, b1, w2, b2, target) -> Tensors:

@@ -49,13 +49,13 @@ def forward(w, b, x, y) -> Tensors:
 
 
 def gradients(w, b, x, y) -> Tensors:
-    """``dL/dw`` and ``dL/db``, derived in the module docstring."""
+    """``dL/dw``, ``dL/db`` and every step before them, derived in the module docstring."""
     f = forward(w, b, x, y)
     d_residual = 2 * f["residual"] / x.shape[0]  # (N, 1)  step 1: mean of squares
     d_y_pred = d_residual  # (N, 1)  step 2: y_pred - y
     d_w = d_y_pred.T @ x  # (1, 1)  step 3: x @ w^T
     d_b = d_y_pred.sum(0)  # (1,)    step 3: + b, added to every row
-    return {"w": d_w, "b": d_b}
+    return {"residual": d_residual, "y_pred": d_y_pred, "w": d_w, "b": d_b}
 
 
 def hessians(w, b, x, y) -> dict[str, dict[str, torch.Tensor]]:

@@ -38,12 +38,12 @@ def forward(x: torch.Tensor) -> dict[str, torch.Tensor]:
 
 
 def gradients(x: torch.Tensor) -> dict[str, torch.Tensor]:
-    """``d out / d x``, derived in the module docstring."""
+    """``d out / d x`` and every step before it, derived in the module docstring."""
     f = forward(x)
     d_z = torch.ones_like(f["z"]) / f["z"].numel()  # (N, M)  step 1: mean
     d_y = d_z * 6 * f["y"]  # (N, M)  step 2: 3 * y * y
     d_x = d_y  # (N, M)  step 3: x + 2
-    return {"x": d_x}
+    return {"z": d_z, "y": d_y, "x": d_x}
 
 
 def hessians(x: torch.Tensor) -> dict[str, dict[str, torch.Tensor]]:

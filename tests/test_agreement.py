@@ -18,6 +18,14 @@ def test_manual_matches_autograd(case, device, dtype):
     torch.testing.assert_close(manual, reference, **case.tolerance(dtype))
 
 
+def test_every_chain_rule_step_matches_autograd(case, device, dtype):
+    """Not only the inputs' gradients: the gradient at every intermediate value too, so a
+    wrong step is named even where a later step happens to hide it."""
+    inputs = case.inputs(device, dtype)
+    steps = case.manual(inputs, steps=True)
+    torch.testing.assert_close(steps, case.reference(inputs, steps=True), **case.tolerance(dtype))
+
+
 VARIANTS = [(case, form) for case in CASES for form in case.variants]
 
 
