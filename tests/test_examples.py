@@ -6,6 +6,7 @@ each gradient from both sides, on every device and dtype.
 """
 
 import pytest
+import torch
 
 from cases import CASES
 from cases.case import assert_printed
@@ -25,3 +26,12 @@ def test_article_numbers(example, device, dtype):
     for key, text in ex.expected.items():
         for side, values in sides.items():
             assert_printed(values[key], text, f"{case.name} {ex.label} {key} ({side})")
+
+
+def test_softmax_cross_entropy_forward_is_torchs(device, dtype):
+    """The hand forward (log-sum-exp) against torch's own cross-entropy, soft targets."""
+    case = next(c for c in CASES if c.name == "softmax_cross_entropy")
+    inputs = case.inputs(device, dtype)
+    target = inputs["target"].softmax(-1)  # any probability rows
+    loss = case.forward({**inputs, "target": target})["loss"]
+    torch.testing.assert_close(loss, torch.nn.functional.cross_entropy(inputs["logits"], target))
