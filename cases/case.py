@@ -60,6 +60,7 @@ class Case:
     ``module`` is the case's module in ``manual_grads``: its ``forward`` returns the named
     values of the forward pass, ``output`` names the one that is differentiated, and its
     ``gradients`` returns the hand-derived gradient for each input named in ``wrt``.
+    ``formula`` and ``closed_form`` are one-line summaries for the README's table.
     Where ``output`` is not a scalar, ``grad_output`` names the input that plays ``v`` in
     ``output.backward(v)``. ``variants`` names other gradient functions of the module that
     must agree too, each with its own tolerance overrides.
@@ -67,6 +68,8 @@ class Case:
 
     name: str
     source: str
+    formula: str  # the forward, in one line, for tables
+    closed_form: str  # the hand-derived gradient, in one line, for tables
     module: ModuleType
     output: str
     wrt: tuple[str, ...]

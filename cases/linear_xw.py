@@ -15,6 +15,8 @@ def _w_giving(X, y_hat):
 CASE = Case(
     name="linear_xw",
     source="A (article 000): y = Xw, loss = (Xw - y)^2 / 2 per row, loss.sum().backward()",
+    formula="y_hat = X w; loss = sum((y_hat - y)^2 / 2)",
+    closed_form="d_w = X^T (X w - y), a column shaped like w",
     module=linear_xw,
     output="loss",
     wrt=("w",),

@@ -12,6 +12,8 @@ from manual_grads import mlp_relu_mse
 CASE = Case(
     name="mlp_relu_mse",
     source="D (article 004): x @ w1 + b1 -> relu -> @ w2 + b2 -> MSE, backward by hand",
+    formula="loss = mean((relu(x w1 + b1) w2 + b2 - target)^2)",
+    closed_form="d_out = 2 r / N; d_w2 = l2^T d_out; d_l1 = d_out w2^T * (l1 > 0); d_w1 = x^T d_l1",
     module=mlp_relu_mse,
     output="loss",
     wrt=("x", "w1", "b1", "w2", "b2"),

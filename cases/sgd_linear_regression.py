@@ -2,12 +2,15 @@
 
 E1 (article 002) is one scalar weight with no bias, ``L = (w x - y)^2``: this case with
 one sample and ``b = 0``. E2 (article 003) is ``nn.Linear(1, 1)`` with ``nn.MSELoss`` and
-``torch.optim.SGD(lr=0.001)`` on batches of 3. The training runs are in
-``tests/test_sgd.py``; their numbers are kept here.
+``torch.optim.SGD(lr=0.001)`` on batches of 3. ``side_by_side`` trains torch's model and
+the hand version on the same batches; ``tests/test_sgd.py`` holds them equal after every
+step, and ``walkthrough`` prints the article's steps.
 """
 
+import torch
+
 from cases.case import Case, Example
-from manual_grads import sgd_linear_regression
+from manual_grads import sgd_linear_regression as sgd
 
 # E1: x = 2, y = 4, w0 = 1.0, lr = 0.1, three steps: w after each step, loss before it.
 E1_STEPS = {"x": 2.0, "y": 4.0, "w0": 1.0, "lr": 0.1,
@@ -22,7 +25,9 @@ E2_STEP = {"lr": 0.001, "w": "-0.19459", "b": "0.88857"}
 CASE = Case(
     name="sgd_linear_regression",
     source="E (articles 002, 003): linear regression with MSE, hand SGD vs torch.optim.SGD",
-    module=sgd_linear_regression,
+    formula="loss = mean((x w^T + b - y)^2); p <- p - lr d_p",
+    closed_form="d_w = (2/N) r^T x, d_b = (2/N) sum r, with r = x w^T + b - y",
+    module=sgd,
     output="loss",
     wrt=("w", "b"),
     dims={"N": 3},
@@ -42,3 +47,73 @@ CASE = Case(
         ),
     ),
 )
+
+
+def side_by_side(batches, w0, b0, lr, bias=True):
+    """Train ``nn.Linear(1, 1)`` + ``nn.MSELoss`` + ``torch.optim.SGD`` and the hand version.
+
+    Both see the same batches. Without ``bias`` the model is E1's ``y_pred = w x`` and
+    ``b`` stays 0 on the hand side. Yields ``{"hand": ..., "torch": ...}`` for each step:
+    the loss and gradients before the step and the parameters after it, keyed alike.
+    """
+    model = torch.nn.Linear(1, 1, bias=bias, device=w0.device, dtype=w0.dtype)
+    with torch.no_grad():
+        model.weight.copy_(w0)
+        if bias:
+            model.bias.copy_(b0)
+    optimiser = torch.optim.SGD(model.parameters(), lr=lr)
+    torch_params = {"w": model.weight, "b": model.bias} if bias else {"w": model.weight}
+    params = {"w": w0.clone(), "b": b0.clone()}
+    for x, y in batches:
+        optimiser.zero_grad()
+        torch_loss = torch.nn.MSELoss()(model(x), y)
+        torch_loss.backward()
+        torch_grads = {f"d_{k}": p.grad.clone() for k, p in torch_params.items()}
+        optimiser.step()
+
+        loss = sgd.forward(**params, x=x, y=y)["loss"]
+        grads = sgd.gradients(**params, x=x, y=y)
+        params |= sgd.sgd_step({k: params[k] for k in torch_params},
+                               {k: grads[k] for k in torch_params}, lr)
+        yield {
+            "hand": {"loss": loss, **{f"d_{k}": grads[k] for k in torch_params},
+                     **{k: params[k] for k in torch_params}},
+            "torch": {"loss": torch_loss.detach(), **torch_grads,
+                      **{k: p.detach().clone() for k, p in torch_params.items()}},
+        }
+
+
+def e2_run(device="cpu", dtype=torch.float64):
+    """E2's training run, seeded: x = linspace(2, 10, 10), y = 2 x + U(0, 1), shuffled
+    batches of 3 for 10 epochs, lr = 0.001. Returns the batches and the starting w, b."""
+    gen = torch.Generator().manual_seed(CASE.seed)
+    x = torch.linspace(2, 10, 10, dtype=torch.float64).unsqueeze(1)
+    y = 2 * x + torch.rand(x.shape, generator=gen, dtype=torch.float64)
+    w0, b0 = torch.rand((1, 1), generator=gen) * 2 - 1, torch.rand(1, generator=gen) * 2 - 1
+    data = torch.utils.data.TensorDataset(x.to(device, dtype), y.to(device, dtype))
+    loader = torch.utils.data.DataLoader(data, batch_size=3, shuffle=True, generator=gen)
+    batches = [batch for _ in range(10) for batch in loader]
+    return batches, w0.to(device, dtype), b0.to(device, dtype)
+
+
+def walkthrough():
+    """The article's SGD steps, hand and torch side by side (printed by the walkthrough)."""
+    one = torch.ones(1, 1, dtype=torch.float64)
+    x, y, w0 = (E1_STEPS[k] * one for k in ("x", "y", "w0"))
+    yield (f"E1, hand SGD against torch: x = {E1_STEPS['x']:g}, y = {E1_STEPS['y']:g}, "
+           f"w = {E1_STEPS['w0']:g}, lr = {E1_STEPS['lr']:g}")
+    yield f"  {'step':>4}  {'loss':>17}  {'dL/dw':>17}  {'w after':>17}   (hand | torch)"
+    steps = side_by_side([(x, y)] * 3, w0, torch.zeros(1, dtype=torch.float64),
+                         E1_STEPS["lr"], bias=False)
+    for i, step in enumerate(steps, 1):
+        cells = [f"{step['hand'][k].item():.6g} | {step['torch'][k].item():.6g}"
+                 for k in ("loss", "d_w", "w")]
+        yield f"  {i:>4}  " + "  ".join(f"{c:>17}" for c in cells)
+    (example,) = [e for e in CASE.examples if e.label == "e2"]
+    t = example.tensors()
+    yield f"E2, one step of lr = {E2_STEP['lr']:g} on x = {t['x'].flatten().tolist()}"
+    (step,) = side_by_side([(t["x"], t["y"])], t["w"], t["b"], E2_STEP["lr"])
+    for key in ("loss", "d_w", "d_b", "w", "b"):
+        digits = 5 if key in ("w", "b") else 2
+        yield (f"  {key:<5} hand {step['hand'][key].item():.{digits}f}"
+               f"   torch {step['torch'][key].item():.{digits}f}")

@@ -10,6 +10,8 @@ from manual_grads import softmax_cross_entropy
 CASE = Case(
     name="softmax_cross_entropy",
     source="F (beyond the articles): softmax + cross-entropy, stable log-sum-exp form",
+    formula="loss = -mean(sum(target * log_softmax(logits)))",
+    closed_form="d_logits = (softmax - onehot) / N",
     module=softmax_cross_entropy,
     output="loss",
     wrt=("logits",),

@@ -6,6 +6,8 @@ from manual_grads import square_mean
 CASE = Case(
     name="square_mean",
     source="B (article 001, first part): out = mean(3 (x + 2)^2), out.backward()",
+    formula="out = mean(3 (x + 2)^2)",
+    closed_form="d_x = 6 (x + 2) / n",
     module=square_mean,
     output="out",
     wrt=("x",),

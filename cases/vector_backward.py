@@ -6,6 +6,8 @@ from manual_grads import vector_backward
 CASE = Case(
     name="vector_backward",
     source="C (article 001, second part): y = 2x, y.backward(v) with a grad_output v",
+    formula="y = 2 x, then y.backward(v)",
+    closed_form="d_x = J^T v = 2 v",
     module=vector_backward,
     output="y",
     wrt=("x",),

@@ -8,45 +8,17 @@ import pytest
 import torch
 
 from cases.case import assert_printed
-from cases.sgd_linear_regression import CASE, E1_LOOP, E1_STEPS, E2_STEP
+from cases.sgd_linear_regression import CASE, E1_LOOP, E1_STEPS, E2_STEP, e2_run, side_by_side
 from manual_grads import sgd_linear_regression as sgd
 
 
-def same(hand, torch_value, what):
-    torch.testing.assert_close(hand, torch_value.detach(), msg=lambda m: f"{what}: {m}")
-
-
 def train_both(batches, w0, b0, lr, bias=True):
-    """Train torch's model and the hand version side by side, comparing after each step.
-
-    Without ``bias`` the model is the article's ``y_pred = w x`` and ``b`` stays 0 on the
-    hand side. Returns one record per step: the loss and gradients before the step, and
-    the parameters after it.
-    """
-    model = torch.nn.Linear(1, 1, bias=bias, device=w0.device, dtype=w0.dtype)
-    with torch.no_grad():
-        model.weight.copy_(w0)
-        if bias:
-            model.bias.copy_(b0)
-    optimiser = torch.optim.SGD(model.parameters(), lr=lr)
-    trained = ("w", "b") if bias else ("w",)
-    params, history = {"w": w0.clone(), "b": b0.clone()}, []
-    for x, y in batches:
-        optimiser.zero_grad()
-        torch_loss = torch.nn.MSELoss()(model(x), y)
-        torch_loss.backward()
-        optimiser.step()
-
-        loss = sgd.forward(**params, x=x, y=y)["loss"]
-        grads = sgd.gradients(**params, x=x, y=y)
-        params |= sgd.sgd_step({k: params[k] for k in trained}, {k: grads[k] for k in trained}, lr)
-
-        step = len(history) + 1
-        same(loss, torch_loss, f"loss at step {step}")
-        same(params["w"], model.weight, f"w after step {step}")
-        if bias:
-            same(params["b"], model.bias, f"b after step {step}")
-        history.append({"loss": loss, **{f"d_{k}": g for k, g in grads.items()}, **params})
+    """``side_by_side``, asserting after every step that hand and torch agree."""
+    history = []
+    for step, sides in enumerate(side_by_side(batches, w0, b0, lr, bias), 1):
+        torch.testing.assert_close(sides["hand"], sides["torch"],
+                                   msg=lambda m, s=step: f"after step {s}: {m}")
+        history.append(sides["hand"])
     return history
 
 
@@ -88,14 +60,8 @@ def test_e2_one_step(device, dtype):
 
 def test_e2_ten_epochs_of_shuffled_batches(device, dtype):
     """x = linspace(2, 10, 10), y = 2x + U(0, 1), batches of 3 shuffled, 10 epochs."""
-    gen = torch.Generator().manual_seed(CASE.seed)
-    x = torch.linspace(2, 10, 10, dtype=torch.float64).unsqueeze(1)
-    y = 2 * x + torch.rand(x.shape, generator=gen, dtype=torch.float64)
-    w0, b0 = torch.rand((1, 1), generator=gen) * 2 - 1, torch.rand(1, generator=gen) * 2 - 1
-    data = torch.utils.data.TensorDataset(x.to(device, dtype), y.to(device, dtype))
-    loader = torch.utils.data.DataLoader(data, batch_size=3, shuffle=True, generator=gen)
-    batches = [batch for _ in range(10) for batch in loader]
-    history = train_both(batches, w0.to(device, dtype), b0.to(device, dtype), lr=0.001)
+    batches, w0, b0 = e2_run(device, dtype)
+    history = train_both(batches, w0, b0, lr=E2_STEP["lr"])
     assert len(history) == 10 * 4  # 3 + 3 + 3 + 1 samples an epoch
     first, last = (sum(h["loss"] for h in history[i:i + 4]) for i in (0, len(history) - 4))
     assert last < first / 4, "training should have lowered the loss"

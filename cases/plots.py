@@ -1,0 +1,45 @@
+"""``python -m cases.plots``: the README's SGD loss curve (needs the ``plot`` extra).
+
+The article's 10-epoch run of ``nn.Linear(1, 1)`` + ``nn.MSELoss`` + ``torch.optim.SGD``
+over shuffled batches of 3, with the hand-derived gradients and update drawn over torch's
+own: the two curves coincide, step for step.
+"""
+
+import argparse
+from pathlib import Path
+
+from cases.sgd_linear_regression import E2_STEP, e2_run, side_by_side
+
+
+def sgd_loss_curve(path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    batches, w0, b0 = e2_run()
+    steps = list(side_by_side(batches, w0, b0, E2_STEP["lr"]))
+    fig, ax = plt.subplots(figsize=(7, 3.5), layout="constrained")
+    sides = {"torch": ("torch: autograd + optim.SGD", dict(lw=4, alpha=0.35, color="C0")),
+             "hand": ("hand: manual gradients + sgd_step", dict(lw=1.2, ls="--", marker=".",
+                                                                color="C3"))}
+    for side, (label, style) in sides.items():
+        ax.plot(range(1, len(steps) + 1), [s[side]["loss"].item() for s in steps], label=label,
+                **style)
+    ax.set(yscale="log", xlabel="step (batches of 3; 4 steps an epoch)", ylabel="MSE loss",
+           title="sgd_linear_regression: 10 epochs of the article's setup, hand vs torch")
+    ax.legend()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m cases.plots", description=__doc__)
+    parser.add_argument("--out", type=Path, default=Path("docs/sgd_loss_curve.png"))
+    args = parser.parse_args(argv)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    sgd_loss_curve(args.out)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
