@@ -5,6 +5,8 @@ case, per device and per dtype, with ids such as ``[mlp_relu_mse-cpu-float32]``.
 is always a parameter; without a GPU it is skipped with a reason that ``-ra`` prints.
 """
 
+import os
+
 import pytest
 import torch
 from hypothesis import settings
@@ -14,6 +16,9 @@ from cases import CASES
 # float32 matmuls on CUDA stay float32: no TF32, which would round inputs to 10 bits.
 torch.backends.cuda.matmul.allow_tf32 = False
 torch.backends.cudnn.allow_tf32 = False
+# The same numbers on every run, CUDA included (cuBLAS needs a fixed workspace for that).
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+torch.use_deterministic_algorithms(True)
 
 # Generated-shape tests: "ci" is the default (pytest --hypothesis-profile=dev for more).
 settings.register_profile("ci", max_examples=25, derandomize=True, deadline=None,

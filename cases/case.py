@@ -164,6 +164,37 @@ class Case:
         names = tuple(k for k in inputs if k != self.grad_output)
         return ManualBackward.apply(self, names, *(inputs[k] for k in names))
 
+    def assert_close(self, manual: Tensors, reference: Tensors, form: str = "gradients") -> None:
+        """``torch.testing.assert_close`` on each gradient, at this case's tolerance.
+
+        On a mismatch the message starts with the case, device, dtype and gradient, then
+        gives ``assert_close``'s own report (mismatched elements, worst index, absolute and
+        relative error), the norm-relative error ``|a - b| / max(|a|, |b|)`` (2-norms) and
+        the manual and autograd values at the worst index.
+        """
+        if manual.keys() != reference.keys():
+            raise AssertionError(f"{self.name}: the manual side gives gradients for "
+                                 f"{sorted(manual)}, autograd for {sorted(reference)}")
+        for name, want in reference.items():
+            got = manual[name]
+            torch.testing.assert_close(
+                got, want, **self.tolerance(want.dtype, form),
+                msg=lambda default, n=name, a=got, b=want: self._explain(n, a, b, form, default))
+
+    def _explain(self, name: str, got: torch.Tensor, want: torch.Tensor, form: str,
+                 default: str) -> str:
+        where = f"{self.name} [{want.device.type}, {str(want.dtype).removeprefix('torch.')}]"
+        head = f"{where}: d_{name} by hand ({form}) differs from autograd.\n{default}"
+        if got.shape != want.shape:
+            return head
+        diff = (got - want).abs()
+        worst = tuple(int(i) for i in torch.unravel_index(diff.argmax(), diff.shape))
+        scale = max(got.norm().item(), want.norm().item())
+        norm_rel = diff.norm().item() / scale if scale else float("nan")
+        return (f"{head}\nNorm-relative error |a - b| / max(|a|, |b|): {norm_rel:.3e}\n"
+                f"At the worst index {worst}: manual {got[worst].item():.10g}, "
+                f"autograd {want[worst].item():.10g}")
+
     def tolerance(self, dtype: torch.dtype, form: str = "gradients") -> dict[str, float]:
         """Keyword arguments for ``assert_close``: empty means torch's defaults."""
         overrides = self.tolerances if form == "gradients" else self.variants[form]

@@ -23,3 +23,13 @@ CASE = Case(
         torch.float32: Tolerance(1.3e-6, 5e-5, "so entries near 0 keep ~10 ulp of max|d_w1|~90"),
     }},
 )
+
+
+def on_the_kink(device="cpu", dtype=torch.float64):
+    """Small inputs where the first row of ``l1`` is exactly 0: a zero row of ``x`` and a
+    zero ``b1``. There the ReLU's slope is a convention (handgrad takes 0, as torch.relu
+    does), and a mask written ``>=`` instead of ``>`` gives a different gradient."""
+    inputs = CASE.inputs(device, dtype, **CASE.small_dims)
+    inputs["x"][0] = 0
+    inputs["b1"].zero_()
+    return inputs

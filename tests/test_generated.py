@@ -28,12 +28,10 @@ def case_inputs(draw, case, max_size=6):
 @given(data=st.data())
 def test_manual_matches_autograd_on_generated_inputs(case, device, dtype, data):
     inputs = {k: t.to(device, dtype) for k, t in data.draw(case_inputs(case)).items()}
-    torch.testing.assert_close(case.manual(inputs), case.reference(inputs),
-                               **case.tolerance(dtype))
+    case.assert_close(case.manual(inputs), case.reference(inputs))
 
 
 def test_every_size_one(case, device, dtype):
     """The smallest inputs there are: every symbolic size 1, a batch of one."""
     inputs = case.inputs(device, dtype, **dict.fromkeys(case.dims, 1))
-    torch.testing.assert_close(case.manual(inputs), case.reference(inputs),
-                               **case.tolerance(dtype))
+    case.assert_close(case.manual(inputs), case.reference(inputs))
