@@ -10,7 +10,15 @@ import sys
 from pathlib import Path
 
 from cases import CASES
-from cases.report import DTYPES, devices, readme_table, replace_readme_table, table, verify
+from cases.report import (
+    DTYPES,
+    README_TABLES,
+    devices,
+    readme_block,
+    table,
+    update_readme,
+    verify,
+)
 from cases.report import walkthrough as walk
 
 NAMES = [case.name for case in CASES]
@@ -32,10 +40,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="a dtype to run in; may be repeated (default: all)")
     parser.add_argument("--walkthrough", action="store_true",
                         help="replay the worked example step by step instead of verifying")
-    parser.add_argument("--readme-table", action="store_true",
-                        help="print the README's case table (markdown)")
+    parser.add_argument("--readme-tables", action="store_true",
+                        help="print the README's generated tables (markdown): the cases, "
+                             "the detection limits and the bad inputs")
     parser.add_argument("--update-readme", type=Path, metavar="README",
-                        help="rewrite the case table inside this README file")
+                        help="rewrite the generated tables inside this README file")
     args = parser.parse_args(argv)
     unknown = [name for name in args.names if name not in NAMES]
     if unknown:
@@ -47,11 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     chosen = set(args.names) | set(args.case)
     cases = [case for case in CASES if not chosen or case.name in chosen]
-    if args.readme_table:
-        print(readme_table(cases))
+    if args.readme_tables:
+        print("\n\n".join(readme_block(name, cases) for name in README_TABLES))
         return 0
     if args.update_readme:
-        args.update_readme.write_text(replace_readme_table(args.update_readme.read_text(), cases))
+        args.update_readme.write_text(update_readme(args.update_readme.read_text(), cases))
         return 0
     if args.walkthrough:
         for i, case in enumerate(cases):

@@ -135,7 +135,9 @@ class Case:
         value of the forward pass too.
         """
         with torch.no_grad():
-            grads = getattr(self.module, form)(**{k: t.detach() for k, t in inputs.items()})
+            detached = {k: t.detach() if isinstance(t, torch.Tensor) else t  # a non-tensor
+                        for k, t in inputs.items()}  # goes on, for the module to reject
+            grads = getattr(self.module, form)(**detached)
         return grads if steps else {k: grads[k] for k in self.wrt}
 
     def function(self, inputs: Tensors, backward: str = "autograd"):

@@ -24,7 +24,12 @@ read from the bottom up:
    - ``b`` is added to every row, so ``d_b = d_out.sum(0) (O,)``.
 4. ``l2 = relu(l1)``: the slope is 1 where ``l1 > 0`` and 0 elsewhere, so
    ``d_l1 = d_l2 * (l1 > 0) (N, H)``. At exactly ``l1 = 0`` the slope is taken as 0, as
-   ``torch.relu`` does (strict ``>``, not ``>=``).
+   ``torch.relu`` does (strict ``>``, not ``>=``; ``clamp_min(0)`` would take 1 and
+   ``torch.maximum(l1, 0)`` 0.5). The code writes the product the way torch's own ReLU
+   backward does, ``where(l1 <= 0, 0, d_l2)``: the same numbers for every finite input,
+   and the same NaNs otherwise (a unit that is off passes back an exact 0 even when a NaN
+   arrives from above, where ``NaN * 0`` would be NaN; a NaN in ``l1`` lets the gradient
+   through).
 5. Linear layer again, ``l1 = x @ w1 + b1``, by step 3: ``d_x, d_w1, d_b1``.
 
 The broadcasting form. The article writes step 3 without matmul:
@@ -83,7 +88,7 @@ def _backward(linear: LinearBackward, x, w1, b1, w2, b2, target) -> Tensors:
     d_diff = 2 * f["diff"] / f["diff"].shape[0]  # (N,)    step 1: mean of squares
     d_out = d_diff.unsqueeze(-1)  # (N, 1)  step 2: squeeze
     d_l2, d_w2, d_b2 = linear(f["l2"], w2, d_out)  # (N, H), (H, 1), (1,)  step 3
-    d_l1 = d_l2 * (f["l1"] > 0)  # (N, H)  step 4: relu, slope 0 at the kink
+    d_l1 = torch.where(f["l1"] <= 0, 0, d_l2)  # (N, H)  step 4: relu, slope 0 at the kink
     d_x, d_w1, d_b1 = linear(x, w1, d_l1)  # (N, D), (D, H), (H,)  step 5
     return {"diff": d_diff, "out": d_out, "l2": d_l2, "w2": d_w2, "b2": d_b2,
             "l1": d_l1, "x": d_x, "w1": d_w1, "b1": d_b1}

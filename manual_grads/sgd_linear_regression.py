@@ -78,6 +78,9 @@ def sgd_step(params: Tensors, grads: Tensors, lr: float) -> Tensors:
     if not lr > 0:
         raise ValueError(f"lr: expected a positive learning rate, got {lr}")
     for name, p in params.items():
-        check({name: " ".join(map(str, p.shape)), f"d_{name}": " ".join(map(str, p.shape))},
-              **{name: p, f"d_{name}": grads[name]})
+        g = grads[name]
+        if not isinstance(g, torch.Tensor) or (g.shape, g.dtype) != (p.shape, p.dtype):
+            got = (tuple(g.shape), g.dtype) if isinstance(g, torch.Tensor) else type(g).__name__
+            raise ValueError(f"grads[{name!r}]: expected {(tuple(p.shape), p.dtype)} like "
+                             f"params[{name!r}], got {got}")
     return {name: p - lr * grads[name] for name, p in params.items()}

@@ -23,8 +23,11 @@ Backward, read from the bottom up, with ``p = exp(log_p)`` the softmax:
    p[c]``, so ``shifted`` gets ``d_lse * p`` more:
    ``d_shifted = d_log_p + d_lse * p (N, C)``.
 4. ``shifted = logits - row_max``: ``d_row_max = -d_shifted.sum(-1) (N, 1)``, which is 0
-   (the rows of ``d_shifted`` sum to ``(sum p) (sum target) / N - sum target / N = 0``);
-   so the max passes nothing back and ``d_logits = d_shifted``.
+   (the rows of ``d_shifted`` sum to ``(sum p) (sum target) / N - sum target / N = 0``).
+   ``logits`` gets ``d_shifted`` directly, and ``row_max = logits[row_argmax]`` adds
+   ``d_row_max`` at the argmax of each row: nothing, in exact arithmetic, so
+   ``d_logits = d_shifted``. The code still adds it, so that a NaN or inf travels the
+   same way as in autograd.
 
 Closed form: ``d_logits = (p * sum_c target - target) / N``. For a probability target
 ``sum_c target = 1``, and this is the famous ``(softmax - onehot) / N``: the gradient
@@ -45,12 +48,13 @@ SHAPES = {"logits": "N C", "target": "N C"}
 def forward(logits: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
     """The forward pass; returns every named value, ``loss`` last."""
     check(SHAPES, logits=logits, target=target)
-    row_max = logits.max(-1, keepdim=True).values
+    row_max, row_argmax = logits.max(-1, keepdim=True)
     shifted = logits - row_max
     lse = shifted.exp().sum(-1, keepdim=True).log()
     log_p = shifted - lse
     loss = -(target * log_p).sum(-1).mean()
-    return {"row_max": row_max, "shifted": shifted, "lse": lse, "log_p": log_p, "loss": loss}
+    return {"row_max": row_max, "row_argmax": row_argmax, "shifted": shifted, "lse": lse,
+            "log_p": log_p, "loss": loss}
 
 
 def gradients(logits: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -61,7 +65,7 @@ def gradients(logits: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Ten
     d_lse = -d_log_p.sum(-1, keepdim=True)  # (N, 1)  step 2: lse is subtracted on every class
     d_shifted = d_log_p + d_lse * p  # (N, C)  steps 2 and 3: both paths into shifted
     d_row_max = -d_shifted.sum(-1, keepdim=True)  # (N, 1)  step 4: 0 up to rounding
-    d_logits = d_shifted  # (N, C)  step 4: the shift passes nothing back
+    d_logits = d_shifted.scatter_add(-1, f["row_argmax"], d_row_max)  # (N, C)  step 4
     return {"log_p": d_log_p, "lse": d_lse, "shifted": d_shifted, "row_max": d_row_max,
             "logits": d_logits}
 

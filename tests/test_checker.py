@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from cases import CASES
+from cases.limits import detection_limit
 from cases.mlp_relu_mse import on_the_kink
 from manual_grads import mlp_relu_mse as mlp
 
@@ -191,3 +192,10 @@ def test_on_the_kink_the_manual_mask_matches_exactly(device, dtype):
     assert (reference["l1"][0] == 0).all()
     assert (manual["l2"][0] != 0).all(), "the gradient reaching the kink is not 0 itself"
     case.assert_close(manual, reference)
+
+
+@pytest.mark.parametrize(("dtype_", "at_most"), [(torch.float64, 1e-6), (torch.float32, 1e-4)],
+                         ids=["float64", "float32"])
+def test_detection_limit(case, dtype_, at_most):
+    """A uniform relative error this small or larger is caught, for every case."""
+    assert detection_limit(case, dtype_) <= at_most

@@ -8,7 +8,7 @@ import pytest
 
 from cases import CASES
 from cases.__main__ import main
-from cases.report import readme_table, verify
+from cases.report import README_TABLES, readme_block, verify
 
 
 def test_verifies_every_case_and_exits_0(capsys):
@@ -71,9 +71,10 @@ def test_walkthrough_prints_each_printed_value(with_examples, capsys):
                 assert f"{v:.{decimals}f}" in out, (example.label, key, v)
 
 
-def test_readme_case_table_is_generated():
+@pytest.mark.parametrize("table", README_TABLES)
+def test_readme_tables_are_generated(table):
     readme = (Path(__file__).parents[1] / "README.md").read_text()
-    assert readme_table(CASES) in readme, "run: python -m cases --update-readme README.md"
+    assert readme_block(table, CASES) in readme, "python -m cases --update-readme README.md"
 
 
 def test_sgd_loss_curve_is_drawn(tmp_path):

@@ -70,7 +70,10 @@ def test_e2_ten_epochs_of_shuffled_batches(device, dtype):
 @pytest.mark.parametrize(("params", "grads", "lr", "pattern"), [
     ({"w": torch.ones(1, 1)}, {"b": torch.ones(1)}, 0.1, r"^grads: keys \['b'\] differ"),
     ({"w": torch.ones(1, 1)}, {"w": torch.ones(1, 1)}, 0.0, r"^lr: expected a positive"),
-    ({"w": torch.ones(1, 1)}, {"w": torch.ones(1)}, 0.1, r"^d_w: expected shape \(1, 1\)"),
+    ({"w": torch.ones(1, 1)}, {"w": torch.ones(1)}, 0.1,
+     r"^grads\['w'\]: expected \(\(1, 1\), torch.float32\) like params\['w'\], got \(\(1,\), "),
+    ({"w": torch.ones(1, 1)}, {"w": torch.ones(1, 1, dtype=torch.float64)}, 0.1,
+     r"^grads\['w'\]: .* got \(\(1, 1\), torch.float64\)"),
 ])
 def test_sgd_step_rejects_bad_input(params, grads, lr, pattern):
     with pytest.raises(ValueError, match=pattern):
