@@ -12,6 +12,7 @@ import torch
 from hypothesis import settings
 
 from cases import CASES
+from cases.report import DTYPES
 
 # float32 matmuls on CUDA stay float32: no TF32, which would round inputs to 10 bits.
 torch.backends.cuda.matmul.allow_tf32 = False
@@ -33,14 +34,14 @@ DEVICES = (
         pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA: no GPU on this machine"),
     ]),
 )
-DTYPES = (torch.float64, torch.float32)
 
 
-@pytest.hookimpl(trylast=True)  # after @pytest.mark.parametrize, so ids start with the case
+# trylast: a test's own @pytest.mark.parametrize (whose ids name the case) leads its ids.
+@pytest.hookimpl(trylast=True)
 def pytest_generate_tests(metafunc):
     if "case" in metafunc.fixturenames:
         metafunc.parametrize("case", CASES, ids=lambda c: c.name)
     if "device" in metafunc.fixturenames:
         metafunc.parametrize("device", DEVICES)
     if "dtype" in metafunc.fixturenames:
-        metafunc.parametrize("dtype", DTYPES, ids=lambda d: str(d).removeprefix("torch."))
+        metafunc.parametrize("dtype", list(DTYPES.values()), ids=list(DTYPES))

@@ -53,8 +53,10 @@ def test_check_messages_in_full():
         "b: expected shape (N,), got (3, 1)": {"a": ok, "b": torch.zeros(3, 1)},
         "b: expected shape (N,) with N=3 as in a, got (4,)": {"a": ok, "b": torch.zeros(4)},
         "a: expected shape (N, 2) with N >= 1, got (0, 2) (empty)": {"a": torch.zeros(0, 2)},
+        "a: expected a torch.Tensor, got list": {"a": [[0.0, 0.0]]},
     }
     for message, tensors in messages.items():
-        with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        error = TypeError if "expected a torch.Tensor" in message else ValueError
+        with pytest.raises(error, match=f"^{re.escape(message)}$"):
             check(shapes, **tensors)
     assert check(shapes, a=ok, b=torch.zeros(3)) == {"N": 3}

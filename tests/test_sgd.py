@@ -74,6 +74,7 @@ def test_e2_ten_epochs_of_shuffled_batches(device, dtype):
      r"^grads\['w'\]: expected \(\(1, 1\), torch.float32\) like params\['w'\], got \(\(1,\), "),
     ({"w": torch.ones(1, 1)}, {"w": torch.ones(1, 1, dtype=torch.float64)}, 0.1,
      r"^grads\['w'\]: .* got \(\(1, 1\), torch.float64\)"),
+    ({"w": torch.ones(1, 1)}, {"w": [[1.0]]}, 0.1, r"^grads\['w'\]: .* got list$"),
 ])
 def test_sgd_step_rejects_bad_input(params, grads, lr, pattern):
     with pytest.raises(ValueError, match=pattern):
