@@ -11,6 +11,11 @@ import torch
 Tensors = dict[str, torch.Tensor]
 
 
+def decimals(text: str) -> int:
+    """How many decimals a printed number (or the most precise of several) shows."""
+    return max(0, -min(Decimal(t).as_tuple().exponent for t in text.split()))
+
+
 def assert_printed(actual: torch.Tensor, text: str, what: str = "") -> None:
     """Assert that ``actual`` shows the numbers an article printed as ``text``.
 
@@ -18,11 +23,9 @@ def assert_printed(actual: torch.Tensor, text: str, what: str = "") -> None:
     numbers and round the inputs they print too, so a value agrees when it is within one
     unit of its last printed digit, plus a relative 1e-5 for the rounding carried through.
     """
-    tokens = text.split()
-    unit = 10.0 ** min(Decimal(t).as_tuple().exponent for t in tokens)
     got = actual.detach().flatten().to("cpu", torch.float64)
-    want = torch.tensor([float(t) for t in tokens], dtype=torch.float64)
-    torch.testing.assert_close(got, want, rtol=1e-5, atol=unit,
+    want = torch.tensor([float(t) for t in text.split()], dtype=torch.float64)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=10.0 ** -decimals(text),
                                msg=lambda m: f"{what} differs from the printed {text!r}: {m}")
 
 

@@ -5,11 +5,10 @@ import inspect
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 
 import torch
 
-from cases.case import Case
+from cases.case import Case, decimals
 from cases.limits import bad_input_table, limits_table
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
@@ -112,9 +111,7 @@ def _show(t: torch.Tensor, decimals: int | None = None) -> str:
 
 def _decimals(printed: str | None) -> int | None:
     """The number of decimals the article printed a value with (``None``: not printed)."""
-    if printed is None:
-        return None
-    return max(0, -min(Decimal(t).as_tuple().exponent for t in printed.split()))
+    return None if printed is None else decimals(printed)
 
 
 def _code_line(case: Case, name: str) -> str:

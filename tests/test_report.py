@@ -1,13 +1,13 @@
 """``python -m cases``: the verification table, its exit code, the walkthroughs and the
 README's generated case table."""
 
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from cases import CASES
 from cases.__main__ import main
+from cases.case import decimals
 from cases.report import README_TABLES, readme_block, verify
 
 
@@ -66,9 +66,8 @@ def test_walkthrough_prints_each_printed_value(with_examples, capsys):
         inputs = example.tensors()
         values = case.forward(inputs) | {f"d_{k}": g for k, g in case.manual(inputs).items()}
         for key, printed in example.expected.items():
-            decimals = -min(Decimal(t).as_tuple().exponent for t in printed.split())
             for v in values[key].flatten().tolist():
-                assert f"{v:.{decimals}f}" in out, (example.label, key, v)
+                assert f"{v:.{decimals(printed)}f}" in out, (example.label, key, v)
 
 
 @pytest.mark.parametrize("table", README_TABLES)
