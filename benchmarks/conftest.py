@@ -1,0 +1,70 @@
+"""Benchmark settings: one torch thread, a warm-up, a synchronising clock on CUDA, ratios.
+
+Every benchmark times through the ``bench`` fixture, which files its result under a group
+and a variant; after the run ``summary`` prints, per group, autograd's time over each
+variant's and each variant's over the GEMM floor, and writes them to ``--ratios-json``.
+"""
+
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from benchmarks import summary
+
+WARMUP_ITERATIONS = 10  # calls before the timed rounds: allocator, thread pool, GEMM set-up
+RESULTS = pytest.StashKey[list]()
+
+
+def pytest_addoption(parser):
+    parser.addoption("--threads", type=int, default=1,
+                     help="torch CPU threads (default 1: with more, timings on a shared "
+                          "machine swing 20-40x)")
+    parser.addoption("--ratios-json", type=Path, default=Path(".benchmarks/ratios.json"),
+                     help="where the ratio summary is written, relative to the rootdir")
+
+
+def pytest_configure(config):
+    torch.set_num_threads(config.getoption("threads"))
+    config.stash[RESULTS] = []
+
+
+def cuda_clock() -> float:
+    """``perf_counter`` once the GPU has run what was queued: read at each round's start and
+    end, so a round times its kernels, not their launch, with no sync inside the calls."""
+    torch.cuda.synchronize()
+    return time.perf_counter()
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "benchmark" in getattr(item, "fixturenames", ()):
+            params = getattr(item, "callspec", None)
+            on_cuda = params is not None and params.params.get("device") == "cuda"
+            item.add_marker(pytest.mark.benchmark(
+                warmup=True, warmup_iterations=WARMUP_ITERATIONS,
+                **({"timer": cuda_clock} if on_cuda else {})))
+
+
+@pytest.fixture
+def bench(benchmark, request):
+    """``bench(group, variant, call)``: time ``call`` as ``variant`` of ``group``; return
+    what it returned, for the test to check."""
+    def run(group, variant, call):
+        benchmark.group = group
+        benchmark.extra_info["variant"] = variant
+        result = benchmark(call)
+        if benchmark.stats:  # None under --benchmark-disable: one call, nothing timed
+            times = benchmark.stats.stats
+            request.config.stash[RESULTS].append((group, variant, times.min, times.median))
+        return result
+    return run
+
+
+@pytest.hookimpl(trylast=True)  # after pytest-benchmark's own tables
+def pytest_terminal_summary(terminalreporter, config):
+    results = config.stash.get(RESULTS, [])
+    if results:
+        path = config.rootpath / config.getoption("ratios_json")
+        summary.report(results, config, terminalreporter, path)

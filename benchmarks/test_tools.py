@@ -1,0 +1,31 @@
+"""The tools around the benchmarks, which ``--benchmark-disable`` never runs: the ratios,
+on numbers known in advance."""
+
+from benchmarks import summary
+
+ROWS = [("g-cpu-N10", "floor", 1.0, 1.1), ("g-cpu-N10", "autograd", 3.0, 3.3),
+        ("g-cpu-N10", "manual", 1.5, 1.6), ("h-cpu", "manual", 2.0, 2.0),
+        ("h-cpu", "autograd", 8.0, 9.0)]
+
+
+def run_json(scale: float) -> dict:
+    rows = [(g, v, low * (scale if v == "manual" else 1), med) for g, v, low, med in ROWS]
+    return {"command": "pytest benchmarks", "groups": summary.ratios(rows),
+            "machine": summary.machine(threads=1)}
+
+
+def test_ratios_per_group():
+    groups = summary.ratios(ROWS)
+    assert list(groups) == ["g-cpu-N10", "h-cpu"]
+    assert list(groups["g-cpu-N10"]) == ["autograd", "manual", "floor"]
+    assert groups["g-cpu-N10"]["manual"]["autograd_over"] == 2.0
+    assert groups["g-cpu-N10"]["manual"]["over_floor"] == 1.5
+    assert groups["h-cpu"]["manual"]["autograd_over"] == 4.0
+    assert groups["h-cpu"]["manual"]["over_floor"] is None  # no floor in the group
+
+
+def test_spread_across_runs():
+    lines = summary.across_runs([run_json(1.0), run_json(1.25), run_json(1.0)])
+    # manual's autograd/variant over the runs: 2.0, 1.6, 2.0 -> median 2.0, spread 20%
+    assert "| `g-cpu-N10` | manual | 2.00 | 20.0% | 1.50 | 25.0% |" in lines
+    assert "| `h-cpu` | manual | 4.00 | 20.0% | - | - |" in lines
