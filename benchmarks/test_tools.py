@@ -1,7 +1,8 @@
-"""The tools around the benchmarks, which ``--benchmark-disable`` never runs: the ratios,
-on numbers known in advance."""
+"""The tools around the benchmarks, which ``--benchmark-disable`` never runs: the ratios
+and the sizes the broadcast form runs at, on numbers known in advance."""
 
 from benchmarks import summary
+from benchmarks.mlp_forms import SIZES, too_big
 
 ROWS = [("g-cpu-N10", "floor", 1.0, 1.1), ("g-cpu-N10", "autograd", 3.0, 3.3),
         ("g-cpu-N10", "manual", 1.5, 1.6), ("h-cpu", "manual", 2.0, 2.0),
@@ -29,3 +30,8 @@ def test_spread_across_runs():
     # manual's autograd/variant over the runs: 2.0, 1.6, 2.0 -> median 2.0, spread 20%
     assert "| `g-cpu-N10` | manual | 2.00 | 20.0% | 1.50 | 25.0% |" in lines
     assert "| `h-cpu` | manual | 4.00 | 20.0% | - | - |" in lines
+
+
+def test_broadcast_runs_where_it_fits():
+    assert [n for n in SIZES if too_big("broadcast", n)] == [100_000]
+    assert not any(too_big("manual", n) for n in SIZES)
