@@ -1,7 +1,12 @@
-"""The tools around the benchmarks, which ``--benchmark-disable`` never runs: the ratios
-and the sizes the broadcast form runs at, on numbers known in advance."""
+"""The tools around the benchmarks, on numbers known in advance: the ratios (which
+``--benchmark-disable`` never reaches), the memory probe, where the broadcast form runs."""
 
-from benchmarks import summary
+import sys
+
+import pytest
+import torch
+
+from benchmarks import memory, summary
 from benchmarks.mlp_forms import SIZES, too_big
 
 ROWS = [("g-cpu-N10", "floor", 1.0, 1.1), ("g-cpu-N10", "autograd", 3.0, 3.3),
@@ -30,6 +35,11 @@ def test_spread_across_runs():
     # manual's autograd/variant over the runs: 2.0, 1.6, 2.0 -> median 2.0, spread 20%
     assert "| `g-cpu-N10` | manual | 2.00 | 20.0% | 1.50 | 25.0% |" in lines
     assert "| `h-cpu` | manual | 4.00 | 20.0% | - | - |" in lines
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="clear_refs is Linux's")
+def test_peak_cpu_sees_a_40_mb_tensor():
+    assert 38e6 < memory.peak_cpu(lambda: torch.ones(10_000_000)) < 48e6
 
 
 def test_broadcast_runs_where_it_fits():
