@@ -1,6 +1,8 @@
-"""The tools around the benchmarks, on numbers known in advance: the ratios (which
-``--benchmark-disable`` never reaches), the memory probe, where the broadcast form runs."""
+"""The tools around the benchmarks, on numbers known in advance: the ratios and the plot
+(which ``--benchmark-disable`` never reaches), the memory probe, where the broadcast form
+runs."""
 
+import json
 import sys
 
 import pytest
@@ -45,3 +47,17 @@ def test_peak_cpu_sees_a_40_mb_tensor():
 def test_broadcast_runs_where_it_fits():
     assert [n for n in SIZES if too_big("broadcast", n)] == [100_000]
     assert not any(too_big("manual", n) for n in SIZES)
+
+
+def test_plot_draws_the_runs(tmp_path):
+    pytest.importorskip("matplotlib", reason="the plot extra: pip install -e '.[plot]'")
+    from benchmarks import plot
+
+    rows = [(f"mlp_relu_mse-cpu-N{n}", variant, t, t)
+            for n, variant, t in ((10, "floor", 1.0), (10, "autograd", 2.0), (100, "floor", 8.0))]
+    run = {"command": "pytest benchmarks", "machine": summary.machine(threads=1),
+           "groups": summary.ratios(rows)}
+    (tmp_path / "run.json").write_text(json.dumps(run))
+    assert plot.series([run], "cpu") == {"autograd": [(10, 2.0)], "floor": [(10, 1.0), (100, 8.0)]}
+    plot.main([str(tmp_path / "run.json"), "-o", str(tmp_path / "out.png")])
+    assert (tmp_path / "out.png").read_bytes().startswith(b"\x89PNG")
