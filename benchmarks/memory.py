@@ -5,15 +5,14 @@
 
 Each figure comes from a fresh process, which draws the inputs, then measures how much
 memory the form adds at its peak over one call, its set-up included (``buffered``
-allocates its buffers there): on the CPU the peak resident set size
-(``getrusage().ru_maxrss``, its high-water mark first reset to the current size through
-Linux's ``/proc/self/clear_refs``, so that drawing the inputs in float64 does not hide
-it); on CUDA ``torch.cuda.max_memory_allocated``. The GEMM floor has no figure: it is
+allocates its buffers there): on the CPU the peak resident set size (``VmHWM``, its
+high-water mark first reset to the current size through Linux's ``/proc/self/clear_refs``,
+so that drawing the inputs in float64 does not hide it); on CUDA
+``torch.cuda.max_memory_allocated``. The GEMM floor has no figure: it is
 handed operands that a real backward would have had to compute.
 """
 
 import argparse
-import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -26,12 +25,20 @@ MEASURED = ("autograd", "manual", "buffered", "broadcast")
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def peak_rss() -> int:
+    """The process's peak resident set size in bytes: ``VmHWM``. Not ``ru_maxrss``, which
+    also keeps the peak of the image the process had before ``exec``, a fork of its parent:
+    started from a large parent (pytest), it stays at the parent's size after a reset."""
+    status = Path("/proc/self/status").read_text()
+    return int(status.split("VmHWM:")[1].split()[0]) * 1024  # kB
+
+
 def peak_cpu(run) -> int:
     """Bytes of resident memory that ``run()`` adds at its peak (Linux only)."""
     Path("/proc/self/clear_refs").write_text("5")  # peak RSS := current RSS
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = peak_rss()
     run()
-    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024  # KiB
+    return peak_rss() - before
 
 
 def peak_cuda(run) -> int:

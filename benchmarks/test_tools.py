@@ -3,10 +3,10 @@
 runs."""
 
 import json
+import subprocess
 import sys
 
 import pytest
-import torch
 
 from benchmarks import memory, summary
 from benchmarks.mlp_forms import SIZES, too_big
@@ -41,7 +41,13 @@ def test_spread_across_runs():
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="clear_refs is Linux's")
 def test_peak_cpu_sees_a_40_mb_tensor():
-    assert 38e6 < memory.peak_cpu(lambda: torch.ones(10_000_000)) < 48e6
+    # In a fresh process, as memory.py measures: a long-lived one may hand the tensor
+    # memory it freed earlier and still holds, and then its peak does not move.
+    code = ("import torch; from benchmarks.memory import peak_cpu; "
+            "print(peak_cpu(lambda: torch.ones(10_000_000)))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=memory.ROOT, check=True,
+                          capture_output=True, text=True)
+    assert 38e6 < int(done.stdout) < 48e6
 
 
 def test_broadcast_runs_where_it_fits():
