@@ -40,11 +40,29 @@ def cuda_clock() -> float:
 def pytest_collection_modifyitems(items):
     for item in items:
         if "benchmark" in getattr(item, "fixturenames", ()):
-            params = getattr(item, "callspec", None)
-            on_cuda = params is not None and params.params.get("device") == "cuda"
+            on_cuda = _params(item).get("device") == "cuda"
             item.add_marker(pytest.mark.benchmark(
                 warmup=True, warmup_iterations=WARMUP_ITERATIONS,
                 **({"timer": cuda_clock} if on_cuda else {})))
+    # Run the benchmarks of one group back to back (test_cases.py would run every case's
+    # autograd first, then every manual): this machine's speed drifts over seconds, and a
+    # ratio is only as good as the two timings it divides were taken alike.
+    first: dict[tuple, int] = {}
+    for i, item in enumerate(items):
+        first.setdefault(_group(item), i)
+    items.sort(key=lambda item: first[_group(item)])
+
+
+def _params(item) -> dict:
+    return item.callspec.params if hasattr(item, "callspec") else {}
+
+
+def _group(item) -> tuple:
+    params = _params(item)
+    if "benchmark" not in getattr(item, "fixturenames", ()):
+        return (item.nodeid,)
+    return (item.path, getattr(params.get("case"), "name", None), params.get("n"),
+            params.get("device"))
 
 
 @pytest.fixture
