@@ -1,8 +1,9 @@
 """Benchmark settings: one torch thread, a warm-up, a synchronising clock on CUDA, ratios.
 
 Every benchmark times through the ``bench`` fixture, which files its result under a group
-and a variant; after the run ``summary`` prints, per group, autograd's time over each
-variant's and each variant's over the GEMM floor, and writes them to ``--ratios-json``.
+and a variant, then times it in turn with the group's autograd and floor (``paired``);
+after the run ``summary`` prints, per group, autograd's time over each variant's and each
+variant's over the GEMM floor, and writes them to ``--ratios-json``.
 """
 
 import time
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmarks import summary
+from benchmarks import paired, summary
 
 WARMUP_ITERATIONS = 10  # calls before the timed rounds: allocator, thread pool, GEMM set-up
 RESULTS = pytest.StashKey[list]()
@@ -67,15 +68,24 @@ def _group(item) -> tuple:
 
 @pytest.fixture
 def bench(benchmark, request):
-    """``bench(group, variant, call)``: time ``call`` as ``variant`` of ``group``; return
-    what it returned, for the test to check."""
-    def run(group, variant, call):
+    """``bench(group, variant, call, baselines)``: time ``call`` as ``variant`` of ``group``
+    and return what it returned, for the test to check. ``baselines()`` gives the group's
+    ``autograd`` and ``floor`` calls; each is timed in turn with ``call`` for the ratios."""
+    on_cuda = _params(request.node).get("device") == "cuda"
+
+    def run(group, variant, call, baselines=dict):
         benchmark.group = group
         benchmark.extra_info["variant"] = variant
         result = benchmark(call)
         if benchmark.stats:  # None under --benchmark-disable: one call, nothing timed
-            times = benchmark.stats.stats
-            request.config.stash[RESULTS].append((group, variant, times.min, times.median))
+            others = {k: c for k, c in baselines().items() if k != variant}
+            times = paired.rounds({variant: call, **others}, **(
+                {"clock": cuda_clock, "per_timing": 1e-3} if on_cuda else {}))
+            stats = benchmark.stats.stats
+            request.config.stash[RESULTS].append(summary.Row(
+                group, variant, stats.min, stats.median,
+                autograd_over=paired.ratio(times, "autograd", variant),
+                over_floor=paired.ratio(times, variant, "floor"), rounds=len(times[variant])))
         return result
     return run
 

@@ -14,7 +14,8 @@ SIDES = {"autograd": lambda case, inputs: case.reference(inputs),
 
 def timed_and_checked(bench, case, device, side):
     inputs = case.inputs(device, DTYPE)
-    got = bench(f"{case.name}-{device}", side, lambda: SIDES[side](case, inputs))
+    got = bench(f"{case.name}-{device}", side, lambda: SIDES[side](case, inputs),
+                baselines=lambda: {"autograd": lambda: case.reference(inputs)})
     other = "manual" if side == "autograd" else "autograd"
     torch.testing.assert_close(got, SIDES[other](case, inputs), **case.tolerance(DTYPE))
 

@@ -20,10 +20,18 @@ def prepared(device: str, n: int):
     return inputs, {"autograd": CASE.reference(inputs), "manual": CASE.manual(inputs)}
 
 
+@lru_cache(maxsize=1)
+def baselines(device: str, n: int):
+    """The calls every form of a group is timed in turn with, for the ratios."""
+    inputs, _ = prepared(device, n)
+    return {"autograd": FORMS["autograd"](inputs), "floor": FORMS["floor"](inputs)}
+
+
 @pytest.fixture(scope="module", autouse=True)
 def _free_tensors():
     yield
     prepared.cache_clear()
+    baselines.cache_clear()
 
 
 @pytest.mark.parametrize("form", FORMS)
@@ -32,6 +40,7 @@ def test_mlp_scaling(bench, device, n, form):
     if reason := too_big(form, n):
         pytest.skip(reason)
     inputs, expected = prepared(device, n)
-    got = bench(f"{CASE.name}-{device}-N{n}", form, FORMS[form](inputs))
+    got = bench(f"{CASE.name}-{device}-N{n}", form, FORMS[form](inputs),
+                baselines=lambda: baselines(device, n))
     want = expected["manual" if form == "autograd" else "autograd"]
     torch.testing.assert_close(got, {name: want[name] for name in got}, **tolerance(form, n))

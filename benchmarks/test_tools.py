@@ -1,6 +1,6 @@
-"""The tools around the benchmarks, on numbers known in advance: the ratios and the plot
-(which ``--benchmark-disable`` never reaches), the memory probe, where the broadcast form
-runs."""
+"""The tools around the benchmarks, on numbers known in advance: the paired timing, the
+ratios and the plot (which ``--benchmark-disable`` never reaches), the memory probe, and
+where the broadcast form runs."""
 
 import json
 import subprocess
@@ -8,16 +8,41 @@ import sys
 
 import pytest
 
-from benchmarks import memory, summary
+from benchmarks import memory, paired, summary
 from benchmarks.mlp_forms import SIZES, too_big
 
-ROWS = [("g-cpu-N10", "floor", 1.0, 1.1), ("g-cpu-N10", "autograd", 3.0, 3.3),
-        ("g-cpu-N10", "manual", 1.5, 1.6), ("h-cpu", "manual", 2.0, 2.0),
-        ("h-cpu", "autograd", 8.0, 9.0)]
+
+def test_paired_ratio_holds_while_the_machine_drifts():
+    now = 0.0
+
+    def costing(seconds):  # a call that takes `seconds` on a machine 1x or 2x slow
+        def call():
+            nonlocal now
+            now += seconds * (1 if int(now / 0.01) % 2 else 2)
+        return call
+
+    times = paired.rounds({"autograd": costing(3e-3), "manual": costing(1e-3)},
+                          clock=lambda: now, min_time=0.2)
+    assert len(times["manual"]) >= 5
+    assert max(times["manual"]) == 2 * min(times["manual"])  # the drift is there
+    assert paired.ratio(times, "autograd", "manual") == pytest.approx(3.0)
+    assert paired.ratio(times, "manual", "manual") == 1.0
+    assert paired.ratio(times, "manual", "floor") is None  # no floor timed
+
+
+def row(group, variant, autograd_over, over_floor=None):
+    return summary.Row(group, variant, 1e-3, 1e-3, autograd_over, over_floor, rounds=5)
+
+
+ROWS = [row("g-cpu-N10", "floor", 3.0, 1.0), row("g-cpu-N10", "autograd", 1.0, 3.0),
+        row("g-cpu-N10", "manual", 2.0, 1.5), row("h-cpu", "manual", 4.0),
+        row("h-cpu", "autograd", 1.0)]
 
 
 def run_json(scale: float) -> dict:
-    rows = [(g, v, low * (scale if v == "manual" else 1), med) for g, v, low, med in ROWS]
+    rows = [r._replace(autograd_over=r.autograd_over / scale,
+                       over_floor=r.over_floor and r.over_floor * scale)
+            if r.variant == "manual" else r for r in ROWS]
     return {"command": "pytest benchmarks", "groups": summary.ratios(rows),
             "machine": summary.machine(threads=1)}
 
@@ -27,9 +52,8 @@ def test_ratios_per_group():
     assert list(groups) == ["g-cpu-N10", "h-cpu"]
     assert list(groups["g-cpu-N10"]) == ["autograd", "manual", "floor"]
     assert groups["g-cpu-N10"]["manual"]["autograd_over"] == 2.0
-    assert groups["g-cpu-N10"]["manual"]["over_floor"] == 1.5
-    assert groups["h-cpu"]["manual"]["autograd_over"] == 4.0
     assert groups["h-cpu"]["manual"]["over_floor"] is None  # no floor in the group
+    assert summary.table(groups)[2].split() == ["manual", "1", "ms", "2.00", "1.50"]
 
 
 def test_spread_across_runs():
@@ -59,7 +83,7 @@ def test_plot_draws_the_runs(tmp_path):
     pytest.importorskip("matplotlib", reason="the plot extra: pip install -e '.[plot]'")
     from benchmarks import plot
 
-    rows = [(f"mlp_relu_mse-cpu-N{n}", variant, t, t)
+    rows = [summary.Row(f"mlp_relu_mse-cpu-N{n}", variant, t, t, None, None, rounds=5)
             for n, variant, t in ((10, "floor", 1.0), (10, "autograd", 2.0), (100, "floor", 8.0))]
     run = {"command": "pytest benchmarks", "machine": summary.machine(threads=1),
            "groups": summary.ratios(rows)}
