@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 
 def rounds(calls: dict[str, Callable[[], object]], clock: Callable[[], float] = time.perf_counter,
-           min_rounds: int = 5, min_time: float = 1.0,
+           min_rounds: int = 9, min_time: float = 1.0,
            per_timing: float = 0.0) -> dict[str, list[float]]:
     """``{name: [seconds per call, one entry a round]}``.
 
