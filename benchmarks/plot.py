@@ -1,11 +1,12 @@
-"""Time against batch size for each form of the MLP's backward, log-log, with the floor.
+"""Time against batch size for each form of the MLP's backward, log-log, with the floor;
+and beside it each form's time over the floor's, from the paired timing.
 
     pip install -e ".[plot]"
     python -m benchmarks.plot .benchmarks/ratios-1.json .benchmarks/ratios-2.json ...
 
 reads the ratio files that ``pytest benchmarks --ratios-json PATH`` writes and saves
 ``benchmarks/scaling.png``: each point is the median over the runs of the benchmark's
-minimum time.
+minimum time (left) or of its paired ratio to the floor (right, as in the README's table).
 """
 
 import argparse
@@ -20,16 +21,18 @@ GROUP = re.compile(r"^mlp_relu_mse-(?P<device>\w+)-N(?P<n>\d+)$")
 STYLE = {"floor": {"color": "black", "linestyle": "--", "marker": "s"}}
 
 
-def series(runs: list[dict], device: str) -> dict[str, list[tuple[int, float]]]:
-    """``{variant: [(N, seconds), ...]}``, over the runs' median, in order of N."""
+def series(runs: list[dict], device: str, key: str = "min_s") -> dict[str, list[tuple]]:
+    """``{variant: [(N, value), ...]}``: ``key``'s median over the runs, in order of N."""
     times: dict[str, dict[int, list[float]]] = {}
     for run in runs:
         for group, variants in run["groups"].items():
             match = GROUP.match(group)
             if match and match["device"] == device:
                 for variant, v in variants.items():
+                    if v[key] is None:
+                        continue
                     times.setdefault(variant, {}).setdefault(int(match["n"]), []).append(
-                        v["min_s"])
+                        v[key])
     return {variant: [(n, statistics.median(ts)) for n, ts in sorted(by_n.items())]
             for variant, by_n in times.items()}
 
@@ -43,19 +46,21 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     runs = [json.loads(p.read_text()) for p in args.runs]
     m = runs[0]["machine"]
-    fig = Figure(figsize=(7, 4.8), layout="constrained")
-    ax = fig.subplots()
-    for variant, points in series(runs, args.device).items():
-        ns, seconds = zip(*points, strict=True)
-        ax.plot(ns, seconds, label=variant, **STYLE.get(variant, {"marker": "o"}))
-    ax.set(xscale="log", yscale="log", xlabel="batch size N (D = 784, H = 50)",
-           ylabel="seconds per forward + backward (min of rounds)")
+    fig = Figure(figsize=(11, 4.6), layout="constrained")
+    times, ratios = fig.subplots(1, 2)
+    for ax, key in ((times, "min_s"), (ratios, "over_floor")):
+        for variant, points in series(runs, args.device, key).items():
+            ns, values = zip(*points, strict=True)
+            ax.plot(ns, values, label=variant, **STYLE.get(variant, {"marker": "o"}))
+        ax.set(xscale="log", yscale="log", xlabel="batch size N (D = 784, H = 50)")
+        ax.grid(True, which="both", alpha=0.3)
+    times.set_ylabel("seconds per forward + backward (pytest-benchmark's min)")
+    ratios.set_ylabel("time / the floor's (paired timing)")
+    times.legend()
     where = m["gpu"] if args.device == "cuda" else m["cpu"]
-    ax.set_title(f"mlp_relu_mse on {args.device}: {where}, torch {m['torch']},\n"
-                 f"{m['torch_threads']} thread(s), float32, median of {len(runs)} runs",
-                 fontsize=9)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
+    fig.suptitle(f"mlp_relu_mse on {args.device}: {where}, torch {m['torch']},"
+                 f" {m['torch_threads']} thread(s), float32; median of {len(runs)} runs",
+                 fontsize=10)
     fig.savefig(args.output, dpi=110)
     print(f"saved {args.output}")
 

@@ -83,11 +83,14 @@ def test_plot_draws_the_runs(tmp_path):
     pytest.importorskip("matplotlib", reason="the plot extra: pip install -e '.[plot]'")
     from benchmarks import plot
 
-    rows = [summary.Row(f"mlp_relu_mse-cpu-N{n}", variant, t, t, None, None, rounds=5)
-            for n, variant, t in ((10, "floor", 1.0), (10, "autograd", 2.0), (100, "floor", 8.0))]
+    rows = [summary.Row(f"mlp_relu_mse-cpu-N{n}", variant, t, t, None, t / floor, rounds=5)
+            for n, variant, t, floor in ((10, "floor", 1.0, 1.0), (10, "autograd", 2.0, 1.0),
+                                         (100, "floor", 8.0, 8.0))]
     run = {"command": "pytest benchmarks", "machine": summary.machine(threads=1),
            "groups": summary.ratios(rows)}
     (tmp_path / "run.json").write_text(json.dumps(run))
     assert plot.series([run], "cpu") == {"autograd": [(10, 2.0)], "floor": [(10, 1.0), (100, 8.0)]}
+    assert plot.series([run], "cpu", "over_floor")["autograd"] == [(10, 2.0)]
+    assert plot.series([run], "cpu", "autograd_over") == {}  # not timed: nothing to draw
     plot.main([str(tmp_path / "run.json"), "-o", str(tmp_path / "out.png")])
     assert (tmp_path / "out.png").read_bytes().startswith(b"\x89PNG")
