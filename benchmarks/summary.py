@@ -109,7 +109,7 @@ def across_runs(runs: list[dict]) -> list[str]:
     for CUDA groups only, the median time (a CPU's absolute times are not worth quoting)."""
     m = runs[0]["machine"]
     gpu = any("-cuda" in group for group in runs[0]["groups"])
-    lines = [f"{len(runs)} runs of `{runs[0]['command']}`; {m['cpu']}, {m['cores']} cores"
+    lines = [f"{len(runs)} runs, the first `{runs[0]['command']}`; {m['cpu']}, {m['cores']} cores"
              f" ({m['cores_allowed']} allowed), torch {m['torch']}, {m['torch_threads']}"
              f" thread(s)" + (f", GPU: {m['gpu']}" if gpu else "") + ". Each ratio is the"
              " median over the runs of the run's paired ratio; spread = (max - min) / median.",
