@@ -20,8 +20,8 @@ RESULTS = pytest.StashKey[list]()
 
 def pytest_addoption(parser):
     parser.addoption("--threads", type=int, default=1,
-                     help="torch CPU threads (default 1: with more, timings on a shared "
-                          "machine swing 20-40x)")
+                     help="torch CPU threads (default 1: more compete with whatever else "
+                          "runs on a shared machine)")
     parser.addoption("--ratios-json", type=Path, default=Path(".benchmarks/ratios.json"),
                      help="where the ratio summary is written, relative to the rootdir")
 
