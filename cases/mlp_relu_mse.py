@@ -21,7 +21,7 @@ CASE = Case(
     variants={"gradients_broadcast": {
         # d_w1 is a sum of 1000 float32 products taken in another order than the matmul's,
         torch.float32: Tolerance(1.3e-6, 5e-5, "so entries near 0 keep ~10 ulp of max|d_w1|~90"),
-    }},
+    }, "gradients_into": {}},  # the matmul form into buffers: torch's default tolerances hold
 )
 
 
