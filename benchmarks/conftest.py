@@ -38,6 +38,7 @@ def cuda_clock() -> float:
     return time.perf_counter()
 
 
+@pytest.hookimpl(trylast=True)  # after pytest-randomly's shuffle, which would split groups
 def pytest_collection_modifyitems(items):
     for item in items:
         if "benchmark" in getattr(item, "fixturenames", ()):

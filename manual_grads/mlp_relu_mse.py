@@ -137,7 +137,7 @@ def gradients_into(x, w1, b1, w2, b2, target, buffers: Tensors | None = None) ->
     d_l2 = torch.mm(d_out, w2.T, out=g["d_l1"])  # (N, H)  step 3: d_out @ w2^T
     torch.mm(f["l2"].T, d_out, out=g["w2"])  # (H, 1)  step 3: d_w2 = l2^T @ d_out
     torch.sum(d_out, 0, out=g["b2"])  # (1,)    step 3: d_b2
-    d_l1 = d_l2.mul_(f["l1"] > 0)  # (N, H)  step 4: relu mask, in place over d_l2
+    d_l1 = d_l2.masked_fill_(f["l1"] <= 0, 0)  # (N, H)  step 4: relu, in place over d_l2
     torch.mm(d_l1, w1.T, out=g["x"])  # (N, D)  step 5: d_x = d_l1 @ w1^T
     torch.mm(x.T, d_l1, out=g["w1"])  # (D, H)  step 5: d_w1 = x^T @ d_l1, column-major
     torch.sum(d_l1, 0, out=g["b1"])  # (H,)    step 5: d_b1
