@@ -43,3 +43,19 @@ def test_gradient_has_the_shape_of_its_input(case, device):
         assert grad.shape == inputs[name].shape, name
         assert grad.dtype == inputs[name].dtype, name
         assert grad.device == inputs[name].device, name
+
+
+def test_gradients_into_writes_only_into_its_buffers():
+    """The buffered MLP backward allocates no gradient: it returns its buffers, and the
+    steps between (``d_out``, ``d_l1``) are written into theirs."""
+    from manual_grads.mlp_relu_mse import gradient_buffers, gradients_into
+
+    case = next(c for c in CASES if c.name == "mlp_relu_mse")
+    inputs = case.inputs(**case.small_dims)
+    buffers = gradient_buffers(**inputs)
+    grads = gradients_into(**inputs, buffers=buffers)
+    for name, grad in grads.items():
+        assert grad.data_ptr() == buffers[name].data_ptr(), name
+    steps = case.manual(inputs, steps=True)
+    case.assert_close({"out": buffers["d_out"], "l1": buffers["d_l1"]},
+                      {"out": steps["out"], "l1": steps["l1"]})

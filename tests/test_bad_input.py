@@ -60,3 +60,14 @@ def test_check_messages_in_full():
         with pytest.raises(error, match=f"^{re.escape(message)}$"):
             check(shapes, **tensors)
     assert check(shapes, a=ok, b=torch.zeros(3)) == {"N": 3}
+
+
+def test_gradient_buffers_check_every_input():
+    """The buffers are sized from the inputs, so the inputs are checked first, by name."""
+    from cases.mlp_relu_mse import CASE
+    from manual_grads.mlp_relu_mse import gradient_buffers
+
+    inputs = CASE.inputs(**CASE.small_dims)
+    for name, t in inputs.items():
+        with pytest.raises(ValueError, match=rf"^{name}: expected shape"):
+            gradient_buffers(**{**inputs, name: t.unsqueeze(-1)})
