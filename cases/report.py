@@ -160,16 +160,21 @@ def walkthrough(case: Case) -> Iterator[str]:
 
 def cases_table(cases: Iterable[Case]) -> str:
     lines = ["| case | forward | hand-derived gradient | chain-rule steps checked | "
-             "printed numbers reproduced | hand Hessian |",
+             "worked-example numbers | checked by |",
              "| --- | --- | --- | --- | --- | --- |"]
     for case in cases:
         steps = case.manual(case.inputs(**case.small_dims), steps=True)
         numbers = sum(len(t.split()) for e in case.examples for t in e.expected.values())
         printed = (f"{numbers} in {len(case.examples)} example"
                    f"{'s' if len(case.examples) > 1 else ''}" if case.examples else "none")
-        hessian = "yes" if hasattr(case.module, "hessians") else "-"
+        forms = f" ({1 + len(case.variants)} forms)" if case.variants else ""
+        opinions = [f"autograd{forms}", *["worked examples"] * bool(case.examples),
+                    "finite differences", "forward mode",
+                    *["a hand Hessian"] * hasattr(case.module, "hessians"),
+                    "generated shapes", "training"]
         lines.append(f"| `{case.name}` | `{case.formula}` | `{case.closed_form}` | "
-                     f"{', '.join(f'`d_{k}`' for k in steps)} | {printed} | {hessian} |")
+                     f"{', '.join(f'`d_{k}`' for k in steps)} | {printed} | "
+                     f"{', '.join(opinions)} |")
     return "\n".join(lines)
 
 
