@@ -9,6 +9,6 @@ One module per worked example, named like its case in ``cases/``. Each module ha
   order the chain rule reaches them (``d_diff``, ``d_out``, ... ``d_w1``), keyed by the
   value's name: the inputs' gradients and each intermediate step, all checked.
 
-Nothing in this package may use autograd (``backward``, ``torch.autograd``,
-``torch.func``, ``requires_grad``, ``.grad``); a test scans for it.
+Nothing in this package may use autograd: no backward calls, nothing from torch's autograd
+or func modules, no requires-grad flags, no grad attributes. A test scans for it.
 """

@@ -23,8 +23,8 @@ Why a column and not a row? ``d_w[d]`` is the rate of change of the scalar loss 
 single number ``w[d]`` moves, so there is one entry per entry of ``w``, laid out like ``w``:
 shape ``(D, 1)``. Writing the chain rule with Jacobians instead gives
 ``(y_hat - y)^T X``, of shape ``(1, D)``: the same D numbers, transposed, because a
-Jacobian of a scalar is a row by convention. PyTorch stores ``w.grad`` in the shape of
-``w``, so it prints the column ``X^T (y_hat - y)``.
+Jacobian of a scalar is a row by convention. PyTorch stores the gradient of a parameter
+in the parameter's own shape, so for ``w`` it prints the column ``X^T (y_hat - y)``.
 
 Second order. The gradient ``X^T (X w - y)`` is linear in ``w``, so differentiating it
 once more leaves the constant ``d^2 loss / d w[d] d w[e] = sum_n X[n, d] X[n, e]``, that

@@ -1,4 +1,4 @@
-"""Backward of a vector output, ``y = 2 x`` with ``y.backward(v)`` (worked example C).
+"""Backward of a vector output: ``y = 2 x``, given a ``grad_output`` ``v`` (worked example C).
 
 Forward::
 
@@ -6,10 +6,10 @@ Forward::
 
 ``y`` is a vector, so "the gradient of y" is not one number per entry of ``x``: it is the
 whole Jacobian ``J[i, j] = d y[i] / d x[j]``, here ``2 I`` of shape ``(N, N)``. Autograd
-never builds ``J``. ``y.backward(v)`` asks for the vector-Jacobian product ``J^T v``: the
-gradient of the scalar ``sum_i v[i] y[i]`` with respect to ``x``. So ``v`` (the
-``grad_output``) is "how much each output matters downstream": in a network it is the
-gradient arriving from the layers above, and ``v = ones`` gives the gradient of
+never builds ``J``. Calling backward on ``y`` with ``v`` asks for the vector-Jacobian
+product ``J^T v``: the gradient of the scalar ``sum_i v[i] y[i]`` with respect to ``x``.
+So ``v`` (the ``grad_output``) is "how much each output matters downstream": in a network
+it is the gradient arriving from the layers above, and ``v = ones`` gives the gradient of
 ``y.sum()``. It has the shape of ``y``.
 
 Backward:
@@ -17,7 +17,7 @@ Backward:
 1. ``s = sum_i v[i] y[i]``, so ``d s / d y = v``: ``d_y = v (N,)``.
 2. ``y = 2 x``, so ``J = 2 I`` and ``d_x = J^T d_y = 2 d_y (N,)``.
 
-Closed form: ``x.grad = 2 v``. With ``v = [0.1, 1.0, 0.0001]`` that is
+Closed form: the gradient that lands on ``x`` is ``2 v``. With ``v = [0.1, 1.0, 0.0001]`` that is
 ``[0.2, 2.0, 0.0002]``, whatever ``x`` is, since ``J`` does not depend on ``x``.
 """
 
