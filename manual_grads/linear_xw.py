@@ -30,7 +30,7 @@ Second order. The gradient ``X^T (X w - y)`` is linear in ``w``, so differentiat
 once more leaves the constant ``d^2 loss / d w[d] d w[e] = sum_n X[n, d] X[n, e]``, that
 is ``X^T X (D, D)``: symmetric, positive semi-definite, the same for every ``w``.
 ``hessians`` returns it shaped ``(D, 1, D, 1)``, the shape of ``w`` twice, as
-``torch.func.hessian`` does.
+the Hessian of torch's func module does.
 """
 
 import torch
