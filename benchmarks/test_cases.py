@@ -17,7 +17,7 @@ def timed_and_checked(bench, case, device, side):
     got = bench(f"{case.name}-{device}", side, lambda: SIDES[side](case, inputs),
                 baselines=lambda: {"autograd": lambda: case.reference(inputs)})
     other = "manual" if side == "autograd" else "autograd"
-    torch.testing.assert_close(got, SIDES[other](case, inputs), **case.tolerance(DTYPE))
+    case.assert_close(got, SIDES[other](case, inputs))
 
 
 def test_autograd(bench, case, device):
