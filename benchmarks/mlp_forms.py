@@ -73,22 +73,6 @@ FORMS: dict[str, Callable[[Tensors], Callable[[], Tensors]]] = {
     "broadcast": broadcast,
     "floor": floor,
 }
-# The case's tolerance entry for each form's result (the floor's matmuls are manual's).
-TOLERANCE = {"autograd": "gradients", "manual": "gradients", "buffered": "gradients_into",
-             "broadcast": "gradients_broadcast", "floor": "gradients"}
-
-
-def tolerance(form: str, n: int) -> dict[str, float]:
-    """``assert_close``'s tolerance for ``form`` at batch size ``n``.
-
-    A case's override is set for its own N (1000): sums of N float32 products taken in
-    another order. Rounding error bounds of a sum grow with its length, so above that N the
-    override is scaled by ``n / N``. Forms without an override keep torch's defaults.
-    """
-    scale = max(1.0, n / CASE.dims["N"])
-    return {key: value * scale for key, value in CASE.tolerance(DTYPE, TOLERANCE[form]).items()}
-
-
 def too_big(form: str, n: int, dtype: torch.dtype = DTYPE) -> str | None:
     """Why ``form`` does not run at batch size ``n``, or ``None`` where it does."""
     size = n * CASE.dims["D"] * CASE.dims["H"] * dtype.itemsize

@@ -1,11 +1,14 @@
 """Every case, manual against autograd: one group per case and device, ``<case>-<device>``.
 
 Both sides run on the same inputs, at the case's own sizes, in float32 (what training runs
-in). Each side's result is checked against the other's after it is timed, at the case's
-tolerance, so a benchmark that times a wrong gradient fails.
+in). After timing, what each side returned is judged by handgrad's verdict (manual's result
+as the manual side; autograd's, which must then match itself), so a benchmark that times a
+wrong gradient fails.
 """
 
 import torch
+
+from handgrad import measure
 
 DTYPE = torch.float32
 SIDES = {"autograd": lambda case, inputs: case.reference(inputs),
@@ -16,8 +19,7 @@ def timed_and_checked(bench, case, device, side):
     inputs = case.inputs(device, DTYPE)
     got = bench(f"{case.name}-{device}", side, lambda: SIDES[side](case, inputs),
                 baselines=lambda: {"autograd": lambda: case.reference(inputs)})
-    other = "manual" if side == "autograd" else "autograd"
-    case.assert_close(got, SIDES[other](case, inputs))
+    measure(case.reference, inputs).judge(f"{case.name}: what {side} timed", got).check()
 
 
 def test_autograd(bench, case, device):

@@ -2,22 +2,22 @@
 
 One group per device and size, ``mlp_relu_mse-<device>-N<size>``, holding ``autograd``,
 ``manual``, ``buffered``, ``broadcast`` (where it fits) and ``floor``; ``mlp_forms`` says
-what each runs. Each form's result is checked after it is timed: against autograd's
-gradients, and autograd's against the manual ones.
+what each runs. Each form's result is judged by handgrad's verdict after it is timed (the
+floor's three products as the gradients they are).
 """
 
 from functools import lru_cache
 
 import pytest
-import torch
 
-from benchmarks.mlp_forms import CASE, DTYPE, FORMS, SIZES, tolerance, too_big
+from benchmarks.mlp_forms import CASE, DTYPE, FORMS, SIZES, too_big
+from handgrad import measure
 
 
 @lru_cache(maxsize=1)  # the tests run size by size; keep one size's tensors at a time
 def prepared(device: str, n: int):
     inputs = CASE.inputs(device, DTYPE, N=n)
-    return inputs, {"autograd": CASE.reference(inputs), "manual": CASE.manual(inputs)}
+    return inputs, measure(CASE.reference, inputs)
 
 
 @lru_cache(maxsize=1)
@@ -39,8 +39,8 @@ def _free_tensors():
 def test_mlp_scaling(bench, device, n, form):
     if reason := too_big(form, n):
         pytest.skip(reason)
-    inputs, expected = prepared(device, n)
+    inputs, measured = prepared(device, n)
     got = bench(f"{CASE.name}-{device}-N{n}", form, FORMS[form](inputs),
                 baselines=lambda: baselines(device, n))
-    want = expected["manual" if form == "autograd" else "autograd"]
-    torch.testing.assert_close(got, {name: want[name] for name in got}, **tolerance(form, n))
+    judged = {k: measured.autograd[k] if k not in got else got[k] for k in measured.autograd}
+    measured.judge(f"{CASE.name} N={n}: what {form} timed", judged).check()

@@ -1,7 +1,7 @@
-"""handgrad's worked examples: the ``Case`` record and the registry ``CASES``.
+"""handgrad's own cases: one record a module, and the registry ``CASES``.
 
-To add a case, write ``manual_grads/<name>.py`` (forward, gradients, SHAPES), write
-``cases/<name>.py`` with its ``CASE``, and add it to ``CASES`` below.
+To add a case, write ``manual_grads/<name>.py`` (SHAPES, forward, gradients) and
+``cases/<name>.py`` with its ``CASE``, and add ``<name>`` to the import list below.
 """
 
 from cases import (
@@ -12,11 +12,9 @@ from cases import (
     square_mean,
     vector_backward,
 )
-from cases.case import Case, Example, Tolerance, registry
+from handgrad import registry
 
-__all__ = ["CASES", "Case", "Example", "Tolerance", "registry"]
-
-CASES: tuple[Case, ...] = registry(
+CASES = registry(
     linear_xw.CASE,
     square_mean.CASE,
     vector_backward.CASE,

@@ -2,7 +2,7 @@
 
 import torch
 
-from cases.case import Case, Example
+from handgrad import Case, Example
 from manual_grads import linear_xw
 
 
@@ -21,6 +21,7 @@ CASE = Case(
     output="loss",
     wrt=("w",),
     dims={"N": 8, "D": 3},
+    large={"N": 2**16},
     examples=(
         Example(
             label="1d",

@@ -9,12 +9,13 @@ step, and ``walkthrough`` prints the article's steps.
 
 import torch
 
-from cases.case import Case, Example
+from handgrad import Case, Example
 from manual_grads import sgd_linear_regression as sgd
 
 # E1: x = 2, y = 4, w0 = 1.0, lr = 0.1, three steps: w after each step, loss before it.
 E1_STEPS = {"x": 2.0, "y": 4.0, "w0": 1.0, "lr": 0.1,
-            "w": "1.8 1.96", "loss": "4.0 0.16 0.0064", "d_w": "-8.0 -1.6 -0.32"}
+            "w": "1.800000 1.960000",
+            "loss": "4.000000 0.1600000 0.00640000", "d_w": "-8.000000 -1.600000 -0.3200000"}
 # E1's training loop: one update per sample, 100 epochs; the prediction for x = 4 and the
 # loss of the last update, both in float32.
 E1_LOOP = {"x": [1.0, 2.0, 3.0], "y": [2.0, 4.0, 6.0], "w0": 1.0, "lr": 0.01,
@@ -31,12 +32,14 @@ CASE = Case(
     output="loss",
     wrt=("w", "b"),
     dims={"N": 3},
+    large={"N": 2**16},
+    walkthrough=lambda: replay_steps(),
     examples=(
         Example(
             label="e1",
             inputs={"w": [[E1_STEPS["w0"]]], "b": [0.0], "x": [[E1_STEPS["x"]]],
                     "y": [[E1_STEPS["y"]]]},
-            expected={"y_pred": "2.0", "loss": "4.0", "d_w": "-8.0"},
+            expected={"y_pred": "2.000000", "loss": "4.000000", "d_w": "-8.000000"},
         ),
         Example(
             label="e2",
@@ -96,7 +99,7 @@ def e2_run(device="cpu", dtype=torch.float64):
     return batches, w0.to(device, dtype), b0.to(device, dtype)
 
 
-def walkthrough():
+def replay_steps():
     """The article's SGD steps, hand and torch side by side (printed by the walkthrough)."""
     one = torch.ones(1, 1, dtype=torch.float64)
     x, y, w0 = (E1_STEPS[k] * one for k in ("x", "y", "w0"))

@@ -1,6 +1,6 @@
 """Case B: ``out = mean(3 (x + 2)^2)`` and ``out.backward()``."""
 
-from cases.case import Case, Example
+from handgrad import Case, Example
 from manual_grads import square_mean
 
 CASE = Case(
@@ -12,11 +12,13 @@ CASE = Case(
     output="out",
     wrt=("x",),
     dims={"N": 3, "M": 4},
+    large={"N": 4096, "M": 256},
     examples=(
         Example(
             label="ones",
             inputs={"x": [[1, 1], [1, 1]]},
-            expected={"y": "3.0 3.0 3.0 3.0", "out": "27.0", "d_x": "4.5 4.5 4.5 4.5"},
+            expected={"y": "3.000000 3.000000 3.000000 3.000000", "out": "27.00000",
+                      "d_x": "4.500000 4.500000 4.500000 4.500000"},
         ),
     ),
 )

@@ -1,6 +1,6 @@
 """Case C: a vector output, ``y = 2 x``, and ``y.backward(v)``."""
 
-from cases.case import Case, Example
+from handgrad import Case, Example
 from manual_grads import vector_backward
 
 CASE = Case(
@@ -13,11 +13,13 @@ CASE = Case(
     wrt=("x",),
     grad_output="v",
     dims={"N": 5},
+    large={"N": 2**20},
     examples=(
         Example(
             label="article",
             inputs={"x": [1, 1, 1], "v": [0.1, 1.0, 0.0001]},
-            expected={"y": "2.0 2.0 2.0", "d_x": "0.2 2.0 0.0002"},
+            expected={"y": "2.000000 2.000000 2.000000",
+                      "d_x": "0.2000000 2.0000000 0.0002000"},
         ),
     ),
 )

@@ -3,54 +3,97 @@
 A hand-written backward trusts the shapes it is given. Broadcasting turns a wrong shape
 into a wrong gradient without a word (``(N, 1) - (N,)`` is ``(N, N)``), so every public
 function checks its inputs first and names the argument that is wrong.
+
+``check`` runs before every forward and backward, so its happy path does no string work:
+each ``SHAPES`` dict is parsed once, and messages are written only when one is raised.
 """
 
 from collections.abc import Mapping
 
 import torch
 
+DTYPES = (torch.float64, torch.float32, torch.bfloat16, torch.float16)
+DTYPE_NAMES = "float64, float32, bfloat16 or float16"
+_PARSED: dict[int, tuple[Mapping[str, str], dict[str, tuple]]] = {}
 
-def check(shapes: Mapping[str, str], **tensors: torch.Tensor) -> dict[str, int]:
+
+def _parse(shapes: Mapping[str, str]) -> dict[str, tuple]:
+    """``{name: (symbols, index_bound)}``, cached by the dict's identity."""
+    cached = _PARSED.get(id(shapes))
+    if cached is not None and cached[0] is shapes:
+        return cached[1]
+    parsed = {}
+    for name, spec in shapes.items():
+        dims, _, bound = spec.partition("<")
+        parsed[name] = (tuple(int(s) if s.isdigit() else s for s in dims.split()),
+                        bound.strip() or None)
+    _PARSED[id(shapes)] = (shapes, parsed)
+    return parsed
+
+
+def _want(symbols: tuple) -> str:
+    return "(" + ", ".join(map(str, symbols)) + ("," if len(symbols) == 1 else "") + ")"
+
+
+def check(shapes: Mapping[str, str], /, **tensors: torch.Tensor) -> dict[str, int]:
     """Check tensors against symbolic shapes and return the size bound to each symbol.
 
     ``shapes`` maps an argument name to its shape, written as space-separated symbols
-    (``"N D"``) or fixed sizes (``"D 1"``); ``""`` is a scalar. A symbol takes its size
-    from the first argument that has it, and every later argument must agree. All tensors
-    must be floating point, of one dtype and on one device.
+    (``"N D"``) or fixed sizes (``"D 1"``); ``""`` is a scalar. ``"B T < V"`` declares
+    integer ids of shape ``(B, T)``, each in ``[0, V)``. A symbol takes its size from the
+    first argument that has it, and every later argument must agree. Every other tensor is
+    floating point, of one dtype (float64, float32, bfloat16 or float16); all on one device.
     """
-    sizes: dict[str, tuple[int, str]] = {}
-    first: tuple[str, torch.Tensor] | None = None
+    parsed = _parse(shapes)
+    sizes: dict[str, int] = {}
+    first: torch.Tensor | None = None  # the first floating tensor: its dtype is the dtype
+    anchor: torch.Tensor | None = None  # the first tensor: its device is the device
+    ids = []
     for name, t in tensors.items():
         if not isinstance(t, torch.Tensor):
             raise TypeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
-        if not t.is_floating_point():
-            raise ValueError(f"{name}: dtype {t.dtype} is not floating point; a gradient "
-                             "needs a floating-point tensor (float32 or float64)")
-        if first is None:
-            first = (name, t)
-        elif t.dtype != first[1].dtype:
-            raise ValueError(f"{name}: dtype {t.dtype} differs from {first[0]}'s "
-                             f"{first[1].dtype}; all inputs need one dtype")
-        elif t.device != first[1].device:
-            raise ValueError(f"{name}: on device {t.device}, but {first[0]} is on "
-                             f"{first[1].device}; all inputs need one device")
-        symbols = shapes[name].split()
-        want = "(" + ", ".join(symbols) + ("," if len(symbols) == 1 else "") + ")"
-        got = tuple(t.shape)
-        if len(symbols) != t.dim():
-            raise ValueError(f"{name}: expected shape {want}, got {got}")
-        for symbol, size in zip(symbols, got, strict=True):
-            if symbol.isdigit():
-                if size != int(symbol):
-                    raise ValueError(f"{name}: expected shape {want}, got {got}")
+        symbols, bound = parsed[name]
+        if bound is not None:
+            if t.dtype != torch.int64 and t.dtype != torch.int32:
+                raise ValueError(f"{name}: dtype {t.dtype} is not an integer id type; "
+                                 "ids need torch.int64 or torch.int32")
+            ids.append((name, t, bound))
+        elif t.dtype not in DTYPES:
+            raise ValueError(f"{name}: dtype {t.dtype} is not one handgrad checks; a "
+                             f"gradient needs a floating-point tensor ({DTYPE_NAMES})")
+        elif first is None:
+            first, first_name = t, name
+        elif t.dtype != first.dtype:
+            raise ValueError(f"{name}: dtype {t.dtype} differs from {first_name}'s "
+                             f"{first.dtype}; all inputs need one dtype")
+        if anchor is None:
+            anchor, anchor_name = t, name
+        elif t.device != anchor.device:
+            raise ValueError(f"{name}: on device {t.device}, but {anchor_name} is on "
+                             f"{anchor.device}; all inputs need one device")
+        got = t.shape
+        if len(symbols) != len(got):
+            raise ValueError(f"{name}: expected shape {_want(symbols)}, got {tuple(got)}")
+        for symbol, size in zip(symbols, got):  # noqa: B905 - lengths checked above
+            if symbol.__class__ is int:
+                if size != symbol:
+                    raise ValueError(f"{name}: expected shape {_want(symbols)}, "
+                                     f"got {tuple(got)}")
             elif symbol in sizes:
-                bound, source = sizes[symbol]
-                if size != bound:
-                    raise ValueError(f"{name}: expected shape {want} with {symbol}={bound} "
-                                     f"as in {source}, got {got}")
+                if size != sizes[symbol]:
+                    source = next(k for k in tensors if k in parsed and
+                                  symbol in parsed[k][0])
+                    raise ValueError(f"{name}: expected shape {_want(symbols)} with "
+                                     f"{symbol}={sizes[symbol]} as in {source}, got {tuple(got)}")
             elif size == 0:
-                raise ValueError(f"{name}: expected shape {want} with {symbol} >= 1, "
-                                 f"got {got} (empty)")
+                raise ValueError(f"{name}: expected shape {_want(symbols)} with {symbol} >= 1, "
+                                 f"got {tuple(got)} (empty)")
             else:
-                sizes[symbol] = (size, name)
-    return {symbol: size for symbol, (size, _) in sizes.items()}
+                sizes[symbol] = size
+    for name, t, bound in ids:
+        high = sizes.get(bound)
+        if high is not None and not bool(((t >= 0) & (t < high)).all()):
+            low, top = int(t.min()), int(t.max())
+            raise ValueError(f"{name}: ids must be in range [0, {bound}={high}), "
+                             f"got values from {low} to {top}")
+    return sizes

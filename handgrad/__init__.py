@@ -1,0 +1,23 @@
+"""handgrad: hand-derived gradients, proven as accurate as autograd's.
+
+A ``Case`` names a module of plain tensor algebra (``SHAPES``, ``forward``, ``gradients``)
+and what to differentiate; the verdict (``handgrad.verdict``) judges its gradients against
+autograd's in every dtype; ``verify`` runs every check on a case and returns a report.
+"""
+
+from handgrad.case import DTYPES, Case, Example, registry
+from handgrad.measure import compare, measure
+from handgrad.verdict import Judgement, Verdict, VerdictError, judge
+
+__all__ = [
+           "DTYPES",
+           "Case",
+           "Example",
+           "Judgement",
+           "Verdict",
+           "VerdictError",
+           "compare",
+           "judge",
+           "measure",
+           "registry",
+]

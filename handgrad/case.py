@@ -1,0 +1,235 @@
+"""The ``Case`` record: a forward, its hand-derived gradient, and how to draw inputs for both."""
+
+import zlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import ModuleType
+
+import torch
+
+from handgrad.measure import compare
+from handgrad.verdict import Tensors, Verdict
+
+DTYPES = {"float64": torch.float64, "float32": torch.float32,
+          "bfloat16": torch.bfloat16, "float16": torch.float16}
+LARGE_BATCH = 4096  # the batch size every case is also verified at, at the least
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+@dataclass(frozen=True)
+class Example:
+    """A worked example as its source prints it.
+
+    ``inputs`` are nested lists of numbers. ``expected`` holds the printed numbers as
+    strings, space-separated, in row-major order: a forward value under its name in the
+    module's ``forward`` (``"loss"``, ``"y_hat"``), a gradient as ``d_<input>``. A value
+    agrees when it is within one unit of its last printed digit, so print an exact value
+    with the digits that are meant (``"27.000000"``, not ``"27.0"``).
+    """
+
+    label: str
+    inputs: Mapping[str, object]
+    expected: Mapping[str, str]
+
+    def tensors(self, device="cpu", dtype=torch.float64, indices=()) -> Tensors:
+        """The inputs as tensors: those named in ``indices`` as integers, the rest in
+        ``dtype``."""
+        return {k: torch.tensor(v, device=device) if k in indices else
+                torch.tensor(v, dtype=torch.float64).to(device, dtype)
+                for k, v in self.inputs.items()}
+
+
+@dataclass(frozen=True)
+class Case:
+    """A forward expression, its hand-derived gradient, and what to check one against.
+
+    ``module`` holds the algebra: ``SHAPES`` (the symbolic shape of each input; ``"B T < V"``
+    for integer ids below ``V``), ``forward`` (every named value of the forward pass),
+    ``gradients`` (the hand-derived gradient of every input in ``wrt``, and of each
+    chain-rule step on the way), and optionally ``hessians`` and the other backward forms
+    named in ``variants``. ``output`` names the value that is differentiated; where it is
+    not a scalar, ``grad_output`` names the input that plays ``v`` in
+    ``output.backward(v)``. A form named in ``full_precision_only`` is checked in float32
+    and float64 only (say why beside it). ``dims`` are the default sizes; ``large``
+    overrides the sizes of the large draw (by default the batch axis, ``dims``' first
+    symbol, at ``LARGE_BATCH`` or four times its default, whichever is more).
+    ``examples`` are worked examples with the numbers their source prints;
+    ``walkthrough`` yields more lines for ``python -m cases NAME --walkthrough``.
+    """
+
+    name: str
+    source: str
+    formula: str  # the forward, in one line, for tables
+    closed_form: str  # the hand-derived gradient, in one line, for tables
+    module: ModuleType
+    output: str
+    wrt: tuple[str, ...]
+    dims: Mapping[str, int]
+    grad_output: str | None = None
+    variants: tuple[str, ...] = ()
+    full_precision_only: tuple[str, ...] = ()
+    large: Mapping[str, int] = field(default_factory=dict)
+    examples: Sequence[Example] = ()
+    walkthrough: Callable[[], Iterator[str]] | None = None  # more lines for the walkthrough
+
+    @property
+    def seed(self) -> int:
+        """Every draw for this case comes from a generator seeded with this number."""
+        return zlib.crc32(self.name.encode())
+
+    @property
+    def shapes(self) -> Mapping[str, str]:
+        return self.module.SHAPES
+
+    @property
+    def indices(self) -> Mapping[str, str]:
+        """Integer inputs (token ids, ``"B T < V"`` in ``SHAPES``), each with the size
+        symbol it indexes into."""
+        return {name: spec.partition("<")[2].strip() for name, spec in self.shapes.items()
+                if "<" in spec}
+
+    @property
+    def forms(self) -> tuple[str, ...]:
+        return ("gradients", *self.variants)
+
+    @property
+    def small_dims(self) -> dict[str, int]:
+        """Small, distinct sizes (2, 3, 4, ...): quick for finite differences, and distinct
+        so that a swapped axis cannot go unnoticed."""
+        return {symbol: 2 + i for i, symbol in enumerate(self.dims)}
+
+    @property
+    def large_dims(self) -> dict[str, int]:
+        batch, default = next(iter(self.dims.items()))
+        return {**self.dims, batch: max(LARGE_BATCH, 4 * default), **self.large}
+
+    def shape(self, name: str, sizes: Mapping[str, int]) -> tuple[int, ...]:
+        dims = self.shapes[name].partition("<")[0].split()
+        return tuple(int(s) if s.isdigit() else sizes[s] for s in dims)
+
+    def inputs(self, device="cpu", dtype=torch.float64, seed: int = 0, **dims: int) -> Tensors:
+        """Standard-normal inputs, drawn in float64 on the CPU, then cast and moved; integer
+        inputs uniform over their range. Every device and dtype sees the same values.
+        ``dims`` overrides the case's sizes; ``seed`` picks another draw."""
+        sizes = {**self.dims, **dims}
+        gen = torch.Generator().manual_seed(self.seed + seed)
+        drawn = {}
+        for name in self.shapes:
+            shape = self.shape(name, sizes)
+            if name in self.indices:
+                high = sizes[self.indices[name]]
+                drawn[name] = torch.randint(high, shape, generator=gen).to(device)
+            else:
+                drawn[name] = torch.randn(shape, generator=gen, dtype=torch.float64).to(
+                    device, dtype)
+        return drawn
+
+    def forward(self, inputs: Tensors) -> Tensors:
+        """Every named value of the forward pass."""
+        args = {k: t for k, t in inputs.items() if k != self.grad_output}
+        return self.module.forward(**args)
+
+    def reference(self, inputs: Tensors, steps: bool = False) -> Tensors:
+        """Autograd's gradients of ``output`` with respect to ``wrt``.
+
+        With ``steps``, also with respect to every other named value of the forward pass
+        that depends on them: what the chain rule passes through on its way to the inputs.
+        """
+        leaves = {k: t.detach().requires_grad_(k in self.wrt) for k, t in inputs.items()}
+        values = {**self.forward(leaves)}
+        out = values.pop(self.output)
+        targets = {k: leaves[k] for k in self.wrt}
+        if steps:
+            targets |= {k: t for k, t in values.items()
+                        if isinstance(t, torch.Tensor) and t.requires_grad}
+        v = leaves[self.grad_output] if self.grad_output else None
+        grads = torch.autograd.grad(out, list(targets.values()), grad_outputs=v)
+        return dict(zip(targets, grads, strict=True))
+
+    def manual(self, inputs: Tensors, form: str = "gradients", steps: bool = False) -> Tensors:
+        """The hand-derived gradients, from detached inputs with autograd switched off.
+
+        Keyed like ``reference``: the inputs in ``wrt``, and with ``steps`` every chain-rule
+        step the backward names too.
+        """
+        with torch.no_grad():
+            detached = {k: t.detach() if isinstance(t, torch.Tensor) else t  # a non-tensor
+                        for k, t in inputs.items()}  # goes on, for the module to reject
+            grads = getattr(self.module, form)(**detached)
+        return grads if steps else {k: grads[k] for k in self.wrt if k in grads}
+
+    def verdict(self, inputs: Tensors, form: str = "gradients", steps: bool = False,
+                draw: str = "default draw") -> Verdict:
+        """Judge the manual gradients (``form``; with ``steps`` every chain-rule step the
+        backward names) against autograd's by the verdict."""
+        inputs = {**inputs}
+        device = next(iter(inputs.values())).device.type
+        dtype = dtype_name(next(t for t in inputs.values() if t.is_floating_point()).dtype)
+        label = f"{self.name} [{device}, {dtype}] {form}{', every step' * steps}, {draw}"
+        named: set[str] = set()
+
+        def manual(x: Tensors) -> Tensors:
+            got = self.manual(x, form, steps)
+            named.update(got)
+            return got
+
+        def autograd(x: Tensors) -> Tensors:
+            want = self.reference(x, steps)
+            return {k: g for k, g in want.items() if k in self.wrt or k in named}
+
+        return compare(label, manual, autograd, inputs)
+
+    def function(self, inputs: Tensors, backward: str = "autograd"):
+        """``f(*wrt) -> output`` with the other inputs held fixed: what ``gradcheck`` and
+        ``torch.func`` take. With ``backward="manual"`` autograd differentiates ``f`` by the
+        hand-derived gradient (``through_manual``) instead of by its own rules."""
+        def f(*tensors: torch.Tensor) -> torch.Tensor:
+            values = {**inputs, **dict(zip(self.wrt, tensors, strict=True))}
+            if backward == "manual":
+                return self.through_manual(values)
+            return self.forward(values)[self.output]
+        return f
+
+    def vjp(self, inputs: Tensors, v: torch.Tensor, form: str = "gradients") -> Tensors:
+        """The manual ``J^T v``: ``v`` is the output's gradient (a scalar for a loss)."""
+        if self.grad_output:
+            return self.manual({**inputs, self.grad_output: v}, form)
+        return {k: v * g for k, g in self.manual(inputs, form).items()}
+
+    def through_manual(self, inputs: Tensors) -> torch.Tensor:
+        """The output, differentiable by autograd, whose backward is the manual gradient.
+
+        This is how a hand-derived gradient is used in training, and how finite
+        differences check it with autograd's own derivative out of the loop.
+        """
+        names = tuple(k for k in inputs if k != self.grad_output)
+        return ManualBackward.apply(self, names, *(inputs[k] for k in names))
+
+
+class ManualBackward(torch.autograd.Function):
+    """Forward: the case's forward. Backward: the case's hand-derived ``J^T grad_output``."""
+
+    @staticmethod
+    def forward(ctx, case: Case, names: tuple[str, ...], *tensors: torch.Tensor):
+        ctx.case, ctx.names = case, names
+        ctx.save_for_backward(*tensors)
+        return case.forward(dict(zip(names, tensors, strict=True)))[case.output]
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor):
+        inputs = dict(zip(ctx.names, ctx.saved_tensors, strict=True))
+        grads = ctx.case.vjp(inputs, grad_output)
+        return None, None, *(grads.get(name) for name in ctx.names)
+
+
+def registry(*cases: Case) -> tuple[Case, ...]:
+    """The cases in order; a name used twice is an error."""
+    seen = set()
+    for case in cases:
+        if case.name in seen:
+            raise ValueError(f"case name {case.name!r} is registered twice")
+        seen.add(case.name)
+    return cases

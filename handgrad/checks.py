@@ -1,0 +1,140 @@
+"""The generic checks: pytest tests over every declared case, device and dtype.
+
+Not collected on their own: the plugin (``handgrad.plugin``) collects this module once
+for every ``conftest.py`` that declares ``handgrad_cases``, parametrised by those cases,
+so a project checks its own gradients with no copy of these tests. Each test says what it
+checks; a failure message names the case, device, dtype, gradient and draw.
+"""
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from handgrad import mutants, opinions, probes
+from handgrad.case import dtype_name
+from handgrad.measure import measure
+from handgrad.strategies import case_inputs
+
+
+def _all_pass(verdicts) -> int:
+    count = 0
+    for verdict in verdicts:
+        verdict.check()
+        count += 1
+    assert count, "the draw produced no inputs"
+    return count
+
+
+def test_agrees_with_autograd(case, form, device, dtype):
+    """Manual against autograd on the case's default draw, by the verdict."""
+    _all_pass(opinions.draw_verdicts(case, "default", device, dtype, form))
+
+
+def test_every_chain_rule_step(case, device, dtype):
+    """The gradient at every intermediate value the backward names, not only the inputs':
+    a wrong step is named even where a later step happens to hide it."""
+    _all_pass(opinions.draw_verdicts(case, "default", device, dtype, steps=True))
+
+
+def test_large_sizes(case, form, device, dtype):
+    """The batch axis at 4096 or more (``Case.large_dims``): a derivation wrong only above
+    some size fails."""
+    _all_pass(opinions.draw_verdicts(case, "large", device, dtype, form))
+
+
+def test_every_size_one(case, form, device, dtype):
+    """Every symbolic size 1: a batch of one, and every unit axis a squeeze could eat."""
+    _all_pass(opinions.draw_verdicts(case, "size one", device, dtype, form))
+
+
+def test_non_contiguous_layouts(case, form, device, dtype):
+    """Every input, the grad_output too, transposed in memory, strided with an offset, and
+    expanded (stride 0): a backward that reads storage as if contiguous fails."""
+    _all_pass(opinions.draw_verdicts(case, "layouts", device, dtype, form))
+
+
+def test_magnitudes(case, form, device, dtype):
+    """Each input scaled by 1e-3 and by 1e3: a derivation that overflows or underflows where
+    autograd does not fails."""
+    _all_pass(opinions.draw_verdicts(case, "magnitudes", device, dtype, form))
+
+
+def test_non_finite_entries(case, form, device, dtype):
+    """NaN, then inf, in one input at a time: wherever autograd's gradient is non-finite the
+    manual one is too, and every finite entry agrees by the verdict."""
+    _all_pass(opinions.draw_verdicts(case, "non-finite", device, dtype, form))
+
+
+@settings(deadline=None)
+@given(data=st.data())
+def test_generated_shapes(case, device, dtype, data):
+    """Sizes drawn across orders of magnitude and values across magnitudes, by hypothesis;
+    a failure prints the example (and a blob that replays it)."""
+    inputs = data.draw(case_inputs(case, device, dtype), label="inputs")
+    case.verdict(inputs, draw="generated draw").check()
+
+
+def test_finite_differences(case, device):
+    """gradcheck in float64 on every Jacobian entry, small sizes, autograd's own derivative
+    out of the loop (the backward is the manual gradient)."""
+    assert opinions.gradcheck(case, device)
+
+
+def test_finite_differences_at_the_case_sizes(case, device):
+    """gradcheck's fast mode (one random projection of the Jacobian) at the case's sizes."""
+    assert opinions.gradcheck(case, device, fast_mode=True)
+
+
+def test_forward_mode_adjoint_identity(case, device):
+    """<v, J u> by torch.func.jvp equals <J^T v, u> by the manual gradient (float64)."""
+    opinions.adjoint_identity(case, device).check()
+
+
+def test_hand_hessian(hessian_case, device):
+    """The module's hand Hessian against torch.func.hessian (float64)."""
+    opinions.hessian(hessian_case, device).check()
+
+
+def test_training_steps(case, device, dtype):
+    """SGD driven by the manual gradient, through torch's optimiser and by hand, against
+    autograd's, parameter by parameter after every step."""
+    opinions.training(case, device, dtype).check()
+
+
+def test_generic_mutants_are_rejected(case, device, dtype):
+    """A scaled, sign-flipped, dropped, permuted or wrongly reduced gradient, for every input
+    in ``wrt``, fails the verdict: the check can fail for this case."""
+    inputs = case.inputs(device, dtype)
+    right = case.manual(inputs)
+    measured = measure(case.reference, inputs)
+    measured.judge(f"{case.name}: the right gradients", right).check()
+    tried = 0
+    for mutant in mutants.generic(case, dtype):
+        verdict = measured.judge(mutant.label, mutant.apply(right, inputs))
+        assert not verdict.passed, f"{case.name} [{dtype_name(dtype)}]: {mutant.label} passed"
+        tried += 1
+    assert tried >= 3 * len(case.wrt)
+
+
+def test_bad_input_is_refused(case):
+    """Each input of each public function spoiled one way at a time (integer dtype, a wrong
+    shape, a list, mixed dtypes or devices, an empty axis, sizes that disagree) gets an
+    error that names the argument, never a silently wrong gradient."""
+    outcomes = list(probes.bad_input_outcomes(case))
+    assert [(kind, where) for kind, where, ok in outcomes if not ok] == []
+    assert len(outcomes) >= 5 * len(case.shapes)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
+def test_printed_examples(example, device, dtype):
+    """Every number the source prints, from the forward and from both sides' gradients, to
+    the digits printed (float32 and float64: what the sources ran in)."""
+    case, ex = example
+    probes.assert_example(case, ex, device, dtype)
+
+
+def test_case_declares_what_it_checks(case):
+    """``wrt`` names drawn inputs, ``output`` a forward value (non-scalar only with a
+    grad_output), every form exists, every named step is a forward value, draws are seeded."""
+    probes.assert_declaration(case)

@@ -1,0 +1,97 @@
+"""The inputs a case is judged on, beyond its default draw.
+
+A derivation can be right on one draw and wrong on another: only above some size (a
+reduction split in blocks), only for a non-contiguous input (a kernel that reads the
+storage as if it were contiguous), only at large magnitudes (an ``exp`` that overflows
+where the stable form does not). Each function here turns a case's inputs into labelled
+variants of them; ``handgrad.checks`` judges every one by the verdict.
+"""
+
+from collections.abc import Callable, Iterator
+
+import torch
+
+from handgrad.case import Case
+from handgrad.verdict import Tensors
+
+Draw = tuple[str, Tensors]
+MAGNITUDES = (1e-3, 1e3)
+
+
+def default(case: Case, device, dtype) -> Iterator[Draw]:
+    yield "default draw", case.inputs(device, dtype)
+
+
+def large(case: Case, device, dtype) -> Iterator[Draw]:
+    sizes = ", ".join(f"{k}={v}" for k, v in case.large_dims.items())
+    yield f"large draw ({sizes})", case.inputs(device, dtype, seed=1, **case.large_dims)
+
+
+def size_one(case: Case, device, dtype) -> Iterator[Draw]:
+    yield "every size 1", case.inputs(device, dtype, seed=2, **dict.fromkeys(case.dims, 1))
+
+
+def transposed(t: torch.Tensor) -> torch.Tensor:
+    """The same values, stored column-major (the last two axes swapped in memory)."""
+    return t.mT.contiguous().mT if t.dim() >= 2 else strided(t)
+
+
+def strided(t: torch.Tensor) -> torch.Tensor:
+    """The same values, every other element of a larger buffer, from its second element."""
+    if t.dim() == 0:
+        return t
+    storage = t.new_zeros((*t.shape[:-1], 2 * t.shape[-1] + 1))
+    view = storage[..., 1::2]
+    view.copy_(t)
+    return view
+
+
+def expanded(t: torch.Tensor) -> torch.Tensor:
+    """A stride-0 view: the first slice along the first axis longer than 1, repeated. The
+    values change (every slice equals the first); the verdict's truth sees the same ones."""
+    axis = next((a for a, n in enumerate(t.shape) if n > 1), None)
+    if axis is None:
+        return t
+    return t.narrow(axis, 0, 1).expand_as(t)
+
+
+LAYOUTS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "transposed storage": transposed,
+    "a strided slice with an offset": strided,
+    "an expanded view (stride 0)": expanded,
+}
+
+
+def layouts(case: Case, device, dtype) -> Iterator[Draw]:
+    """Every input (the grad_output and integer indices too) non-contiguous, one layout at
+    a time."""
+    inputs = case.inputs(device, dtype, seed=3)
+    for label, relayout in LAYOUTS.items():
+        yield f"every input as {label}", {k: relayout(t) for k, t in inputs.items()}
+
+
+def floating(case: Case, inputs: Tensors) -> list[str]:
+    return [k for k, t in inputs.items() if t.is_floating_point()]
+
+
+def magnitudes(case: Case, device, dtype) -> Iterator[Draw]:
+    """One input at a time scaled by 1e-3 and by 1e3, the others as drawn (small sizes:
+    what overflows here is the values, and each input is tried twice)."""
+    inputs = case.inputs(device, dtype, seed=4, **case.small_dims)
+    for scale in MAGNITUDES:
+        for name in floating(case, inputs):
+            yield f"{name} times {scale:g}", {**inputs, name: inputs[name] * scale}
+
+
+def non_finite(case: Case, device, dtype) -> Iterator[Draw]:
+    """NaN, then inf, in the first entry of one input at a time."""
+    inputs = case.inputs(device, dtype, seed=5, **case.small_dims)
+    for value in (float("nan"), float("inf")):
+        for name in floating(case, inputs):
+            spoilt = inputs[name].clone()
+            spoilt.view(-1)[0] = value
+            yield f"{value} in {name}'s first entry", {**inputs, name: spoilt}
+
+
+DRAWS = {"default": default, "large": large, "size one": size_one, "layouts": layouts,
+         "magnitudes": magnitudes, "non-finite": non_finite}

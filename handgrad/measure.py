@@ -1,0 +1,161 @@
+"""Autograd's side of a verdict: its result, the truth, and how far apart the two are.
+
+``measure(autograd, inputs)`` runs autograd once in the inputs' dtype and keeps what the
+verdict (``handgrad.verdict``) needs to judge any number of manual results against it:
+
+- below float64, the truth (autograd on the inputs upcast to float64), from which
+  autograd's own error is measured tensor by tensor;
+- in float64, autograd's own rounding, measured by its second difference: autograd again at
+  every nonzero input moved two units in the last place up, then down. The exact gradient
+  is linear over a step that small (its second-order term is about 1e-32 of it), so half
+  of ``a(x + d) + a(x - d) - 2 a(x)`` is the spread of autograd's roundings, which change
+  completely when the last bits of the inputs do. Zeros stay zeros: an input that sits on
+  a kink (a ReLU at exactly 0) stays there, so the step never crosses one.
+
+Autograd's error is one draw from the spread of its roundings. On a small tensor, or one
+whose entries cancel to near 0, that draw can land close to exact by luck, and a right
+derivation with ordinary rounding would then fail. So where manual fails the ratio rule,
+the verdict takes a second look: autograd's error at ``SECOND_LOOKS`` inputs next to these
+(``nearby``: every entry moved by up to two ulps, zeros included, which undoes structural
+exactness such as the softmax of a row of zeros, 1/2^k), and the largest of them all. In
+float64 each look also runs in float32, where moving a zero does break that exactness,
+and carries its error up by 2^-29, float64's roundoff over float32's.
+Manual fails only if it is more than ``K`` times worse than the worst of them; a wrong
+gradient is off by its mistake on every look.
+"""
+
+from collections.abc import Callable, Mapping
+
+import torch
+
+from handgrad.verdict import Tensors, Verdict, judge
+
+SECOND_LOOKS = 8
+F32 = torch.float32
+F64_OVER_F32 = torch.finfo(torch.float64).eps / torch.finfo(torch.float32).eps  # 2^-29
+
+
+def cast(inputs: Mapping[str, torch.Tensor], dtype: torch.dtype) -> Tensors:
+    """Floating-point inputs in ``dtype``; integer ones (indices) as they are."""
+    return {k: t.to(dtype) if t.is_floating_point() else t for k, t in inputs.items()}
+
+
+def float_dtype(inputs: Mapping[str, torch.Tensor]) -> torch.dtype:
+    dtypes = {t.dtype for t in inputs.values() if t.is_floating_point()}
+    if len(dtypes) != 1:
+        raise ValueError(f"inputs: expected one floating dtype, got {sorted(map(str, dtypes))}")
+    return dtypes.pop()
+
+
+def largest(diff: torch.Tensor, mask: torch.Tensor) -> float:
+    return float(torch.where(mask, diff, 0).max()) if mask.any() else 0.0
+
+
+def errors_against_truth(autograd: Callable[[Tensors], Tensors], inputs: Tensors,
+                         ) -> tuple[Tensors, Tensors, dict[str, float]]:
+    """Below float64: autograd, the truth, and autograd's largest error per tensor."""
+    got, truth = autograd(inputs), autograd(cast(inputs, torch.float64))
+    errors = {}
+    for name, g in got.items():
+        a, t = g.to(torch.float64), truth[name]
+        errors[name] = largest((a - t).abs(), torch.isfinite(a) & torch.isfinite(t))
+    return got, truth, errors
+
+
+def two_ulps(t: torch.Tensor) -> torch.Tensor:
+    """Two units in the last place of every entry (0 for zeros), exactly representable:
+    ``t + d`` and ``t - d`` are the same distance from ``t``."""
+    _, exponent = torch.frexp(t)
+    return torch.where(t == 0, 0, torch.ldexp(torch.ones_like(t), exponent - 52))
+
+
+def second_difference(autograd: Callable[[Tensors], Tensors], inputs: Tensors,
+                      at: Tensors | None = None) -> dict[str, float]:
+    """In float64: half the largest second difference of autograd over a two-ulp step of
+    every nonzero input, per tensor: its own rounding (see the module docstring)."""
+    at = autograd(inputs) if at is None else at
+    step = {k: two_ulps(t) for k, t in inputs.items() if t.is_floating_point()}
+    up = autograd({**inputs, **{k: inputs[k] + d for k, d in step.items()}})
+    down = autograd({**inputs, **{k: inputs[k] - d for k, d in step.items()}})
+    errors = {}
+    for name, a in at.items():
+        d2 = up[name] + down[name] - 2 * a
+        errors[name] = largest(d2.abs() / 2, torch.isfinite(d2))
+    return errors
+
+
+def nearby(inputs: Tensors, i: int) -> Tensors:
+    """The inputs with every floating entry moved by up to two units in its last place
+    (an exact zero by two of its tensor's largest entry, or of 1): the same problem, with
+    every rounding on the way re-rolled, and no entry left exact by structure."""
+    gen = torch.Generator().manual_seed(i)
+    moved = {}
+    for k, t in inputs.items():
+        if t.is_floating_point():
+            r = (torch.rand(t.shape, generator=gen, dtype=torch.float64) * 4 - 2).to(t.device)
+            x = t.double()
+            top = float(x.abs().max()) if x.numel() else 0.0
+            size = torch.where(x == 0, top or 1.0, x.abs())
+            t = (x + r * size * torch.finfo(t.dtype).eps).to(t.dtype)
+        moved[k] = t
+    return moved
+
+
+class Measured:
+    """Autograd's side of a comparison, computed once; ``judge`` manual results against it."""
+
+    def __init__(self, autograd: Callable[[Tensors], Tensors], inputs: Tensors):
+        inputs = {k: t.detach() for k, t in inputs.items()}
+        self._autograd, self._inputs = autograd, inputs
+        self.dtype = float_dtype(inputs)
+        if self.dtype == torch.float64:
+            self.autograd = self.truth = autograd(inputs)
+            self.errors: dict[str, float] | None = second_difference(
+                autograd, inputs, self.autograd)
+        else:
+            self.autograd, self.truth, _ = errors_against_truth(autograd, inputs)
+            self.errors = None  # measured by the verdict, which also finds where
+        self._nearby: dict[str, float] | None = None
+
+    def nearby_errors(self) -> dict[str, float]:
+        """Autograd's largest error over ``SECOND_LOOKS`` inputs next to these."""
+        if self._nearby is None:
+            looks = []
+            for i in range(SECOND_LOOKS):
+                moved = nearby(self._inputs, i)
+                if self.dtype != torch.float64:
+                    looks.append(errors_against_truth(self._autograd, moved)[2])
+                    continue
+                # In float64 a zero moved by two ulps of 1 is still too small to break
+                # structural exactness (exp(4e-16) rounds to 1): the same look in float32,
+                # where it does, carried up by float64's roundoff over float32's.
+                low = errors_against_truth(self._autograd, nearby(cast(self._inputs, F32), i))
+                looks.append({k: max(e, low[2][k] * F64_OVER_F32)
+                              for k, e in second_difference(self._autograd, moved).items()})
+            self._nearby = {k: max(look[k] for look in looks) for k in self.autograd}
+        return self._nearby
+
+    def judge(self, label: str, manual: Mapping[str, object]) -> Verdict:
+        first = judge(label, manual, self.autograd, self.truth, self.errors)
+        if first.passed or all(j.problem for j in first.failures):
+            return first
+        again = {j.name: max(j.err_autograd, self.nearby_errors()[j.name])
+                 for j in first.judgements if not j.problem}
+        errors = {k: again.get(k, 0.0) for k in self.autograd}
+        return judge(label, manual, self.autograd, self.truth, errors, 1 + SECOND_LOOKS)
+
+
+def measure(autograd: Callable[[Tensors], Tensors], inputs: Tensors) -> Measured:
+    """Run autograd on ``inputs``, and what the verdict needs beside it."""
+    return Measured(autograd, inputs)
+
+
+def compare(label: str, manual: Callable[[Tensors], Mapping[str, object]],
+            autograd: Callable[[Tensors], Tensors], inputs: Tensors) -> Verdict:
+    """Run both sides on ``inputs`` and judge every tensor autograd gives.
+
+    ``manual`` and ``autograd`` map inputs to named tensors: gradients, chain-rule steps,
+    parameters after training steps, anything computed in the inputs' dtype.
+    """
+    got = manual(inputs)
+    return measure(autograd, inputs).judge(label, got)

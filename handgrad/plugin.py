@@ -1,0 +1,152 @@
+"""handgrad's pytest plugin: every generic check, run on the cases a ``conftest.py`` names.
+
+Installed with handgrad (a ``pytest11`` entry point), so nothing needs enabling. In any
+``conftest.py`` that pytest collects, write::
+
+    from my_grads_case import CASE
+    handgrad_cases = [CASE]
+
+and ``pytest`` runs ``handgrad.checks`` on those cases, per device and dtype, with ids such
+as ``conftest.py::test_agrees_with_autograd[my_case-cpu-float32]``.
+
+Any test of a project that takes a ``device`` or ``dtype`` argument is parametrised too:
+``cpu`` and ``cuda`` (skipped with the reason where no GPU is present, or failed with
+``--require-cuda``), and float64, float32, bfloat16 and float16. A dtype an op lacks on a
+device (``"... not implemented for 'Half'"``) skips that test with torch's reason.
+
+The session also turns TF32 off (float32 on CUDA stays float32) and asks torch for
+deterministic algorithms, so every run computes the same numbers.
+"""
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from handgrad.case import DTYPES
+
+CUDA_MISSING = "CUDA: no GPU on this machine"
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("handgrad")
+    group.addoption("--require-cuda", action="store_true",
+                    help="fail the cuda tests where no GPU is present, instead of skipping "
+                         "them (for a CI job that must test the GPU)")
+    group.addoption("--run-slow", action="store_true",
+                    help="run the checks marked slow (large sizes), skipped otherwise")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "cuda: runs on a CUDA device; skipped where no GPU is "
+                                       "present (failed with --require-cuda)")
+    config.addinivalue_line("markers", "slow: takes seconds; skipped unless --run-slow")
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS determinism
+    torch.use_deterministic_algorithms(True)
+
+
+class HandgradChecks(pytest.Module):
+    """``handgrad.checks``, collected under the conftest.py that declares the cases."""
+
+    def _getobj(self):
+        from handgrad import checks
+
+        return checks
+
+
+def _declared_cases(conftest: Path, config) -> tuple | None:
+    module = config.pluginmanager.get_plugin(str(conftest))
+    cases = getattr(module, "handgrad_cases", None)
+    return None if cases is None else tuple(cases)
+
+
+def pytest_collect_file(file_path: Path, parent):
+    if file_path.name != "conftest.py":
+        return None
+    cases = _declared_cases(file_path, parent.config)
+    if not cases:
+        return None
+    return HandgradChecks.from_parent(parent, path=file_path)
+
+
+def _cases_for(metafunc) -> tuple:
+    """The cases of the nearest ``conftest.py`` above the test that declares some: the
+    plugin's checks, and a project's own tests that take a ``case`` argument, get those."""
+    path = Path(metafunc.definition.path).parent
+    declared = {Path(m.__file__).parent: m.handgrad_cases
+                for m in metafunc.config.pluginmanager.get_plugins()
+                if hasattr(m, "handgrad_cases") and getattr(m, "__file__", None)}
+    for folder in (path, *path.parents):
+        if folder in declared:
+            return tuple(declared[folder])
+    return ()
+
+
+def _parametrized(metafunc) -> set[str]:
+    names: set[str] = set()
+    for mark in metafunc.definition.iter_markers("parametrize"):
+        argnames = mark.args[0]
+        names.update(n.strip() for n in argnames.split(",")) if isinstance(argnames, str) \
+            else names.update(argnames)
+    return names
+
+
+@pytest.hookimpl(trylast=True)  # a test's own parametrize ids come first
+def pytest_generate_tests(metafunc):
+    cases, taken = _cases_for(metafunc), _parametrized(metafunc)
+    wants = [n for n in metafunc.fixturenames if n not in taken]
+    if not cases and {"case", "form", "hessian_case", "example"} & set(wants):
+        raise pytest.UsageError(
+            f"{metafunc.definition.nodeid} takes a case, but no conftest.py above it declares "
+            "handgrad_cases = [...]")
+    if "form" in wants:
+        pairs = [(c, f) for c in cases for f in c.forms]
+        metafunc.parametrize(("case", "form"), pairs,
+                             ids=[c.name if f == "gradients" else f"{c.name}-{f}"
+                                  for c, f in pairs])
+    elif "case" in wants:
+        metafunc.parametrize("case", cases, ids=[c.name for c in cases])
+    if "hessian_case" in wants:
+        with_hessian = [c for c in cases if hasattr(c.module, "hessians")]
+        metafunc.parametrize("hessian_case", with_hessian, ids=[c.name for c in with_hessian])
+    if "example" in wants:
+        examples = [(c, e) for c in cases for e in c.examples]
+        metafunc.parametrize("example", examples,
+                             ids=[f"{c.name}-{e.label}" for c, e in examples])
+    if "device" in wants:
+        require = metafunc.config.getoption("require_cuda")
+        skip = [] if require else [pytest.mark.skipif(not torch.cuda.is_available(),
+                                                      reason=CUDA_MISSING)]
+        metafunc.parametrize("device", ["cpu", pytest.param("cuda", marks=[
+            pytest.mark.cuda, *skip])])
+    if "dtype" in wants:
+        metafunc.parametrize("dtype", list(DTYPES.values()), ids=list(DTYPES))
+
+
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("slow") and not item.config.getoption("run_slow"):
+        pytest.skip("slow (large sizes): run with --run-slow")
+    params = getattr(item, "callspec", None)
+    params = params.params if params else {}
+    if params.get("device") == "cuda" and not torch.cuda.is_available():
+        pytest.fail(f"--require-cuda: {CUDA_MISSING} (torch {torch.__version__}, "
+                    f"built with CUDA {torch.version.cuda})", pytrace=False)
+    case, form, dtype = params.get("case"), params.get("form"), params.get("dtype")
+    if form in getattr(case, "full_precision_only", ()) and dtype in (torch.bfloat16,
+                                                                       torch.float16):
+        pytest.skip(f"{case.name}: {form} is declared full_precision_only")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    """torch's "not implemented for 'Half'" (an op missing for a dtype on a device) skips
+    the test with that reason: the combination cannot be checked, which is not a failure."""
+    outcome = yield
+    error = outcome.excinfo[1] if outcome.excinfo else None
+    if isinstance(error, (RuntimeError, NotImplementedError)) and \
+            "not implemented for" in str(error):
+        outcome.force_exception(pytest.skip.Exception(
+            f"torch lacks an op here: {str(error).splitlines()[0]}", _use_item_location=True))

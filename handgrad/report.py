@@ -1,0 +1,155 @@
+"""``verify``: every check of a case, run here and now, as a report (no pytest needed).
+
+The same checks the plugin runs as tests (``handgrad.opinions``, ``handgrad.probes``),
+collected into rows: which check, on which device and dtype, whether it held, and for the
+verdict's checks the largest ratio of manual's error to autograd's (the rule allows
+``K``). For a notebook or a script::
+
+    report = handgrad.verify(case)
+    print(report)            # the table
+    assert report.passed
+"""
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from handgrad import mutants, opinions, probes
+from handgrad.case import DTYPES, Case
+from handgrad.measure import measure
+
+DRAWN = ("default", "large", "size one", "layouts", "magnitudes", "non-finite")
+
+
+def devices() -> list[str]:
+    return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@dataclass(frozen=True)
+class Row:
+    """One check of one case on one device and dtype."""
+
+    case: str
+    device: str
+    dtype: str
+    check: str
+    passed: bool
+    ratio: float | None = None  # the verdict's largest ratio, where the check is a verdict
+    detail: str = ""  # why it failed, in the verdict's words
+
+    def cells(self) -> list[str]:
+        ratio = "" if self.ratio is None else f"{self.ratio:.2f}x"
+        return [self.case, self.device, self.dtype, self.check, ratio,
+                "ok" if self.passed else "FAILS"]
+
+
+@dataclass(frozen=True)
+class Report:
+    rows: tuple[Row, ...]
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.rows)
+
+    @property
+    def failures(self) -> list[Row]:
+        return [r for r in self.rows if not r.passed]
+
+    def worst_ratio(self, case: str, dtype: str) -> float:
+        return max((r.ratio for r in self.rows if (r.case, r.dtype) == (case, dtype)
+                    and r.ratio is not None), default=0.0)
+
+    def __str__(self) -> str:
+        return "\n".join([table(self.rows), "", summary(self)])
+
+
+def _verdicts(case: Case, device: str, dtype: torch.dtype) -> Iterator[tuple[str, Callable]]:
+    """(check, run) for every verdict-based check in one device and dtype."""
+    for form in opinions.forms_in(case, dtype):
+        for draw in DRAWN:
+            yield f"{form}, {draw}", lambda f=form, d=draw: list(
+                opinions.draw_verdicts(case, d, device, dtype, f))
+    yield "every chain-rule step", lambda: list(
+        opinions.draw_verdicts(case, "default", device, dtype, steps=True))
+    yield "SGD steps", lambda: [opinions.training(case, device, dtype)]
+
+
+def _row(case: Case, device: str, dtype: str, check: str, run: Callable) -> Row:
+    try:
+        result = run()
+    except AssertionError as error:
+        return Row(case.name, device, dtype, check, False, detail=str(error))
+    if isinstance(result, list):  # verdicts
+        bad = [v for v in result if not v.passed]
+        ratio = max((v.worst_ratio for v in result), default=0.0)
+        return Row(case.name, device, dtype, check, not bad, ratio,
+                   "\n".join(v.explain() for v in bad))
+    return Row(case.name, device, dtype, check, bool(result))
+
+
+def generic_mutants_rejected(case: Case, device, dtype) -> bool:
+    inputs = case.inputs(device, dtype)
+    right, measured = case.manual(inputs), measure(case.reference, inputs)
+    return all(not measured.judge(m.label, m.apply(right, inputs)).passed
+               for m in mutants.generic(case, dtype))
+
+
+def checks(case: Case, devices_: Sequence[str], dtypes: Sequence[str]
+           ) -> Iterator[tuple[str, str, str, Callable]]:
+    """(device, dtype, check, run) for every check ``verify`` runs."""
+    for device in devices_:
+        for name in dtypes:
+            dtype = DTYPES[name]
+            for check, run in _verdicts(case, device, dtype):
+                yield device, name, check, run
+            yield device, name, "generic mutants rejected", \
+                lambda d=device, t=dtype: generic_mutants_rejected(case, d, t)
+        for name in {"float64", "float32"} & set(dtypes):
+            for example in case.examples:
+                yield device, name, f"printed example {example.label}", \
+                    lambda d=device, t=DTYPES[name], e=example: probes.assert_example(
+                        case, e, d, t) or True
+        if "float64" in dtypes:
+            yield device, "float64", "finite differences", lambda d=device: opinions.gradcheck(
+                case, d)
+            yield device, "float64", "forward mode", lambda d=device: [
+                opinions.adjoint_identity(case, d)]
+            if hasattr(case.module, "hessians"):
+                yield device, "float64", "hand Hessian", lambda d=device: [
+                    opinions.hessian(case, d)]
+    yield "-", "-", "bad input refused", lambda: all(
+        ok for _, _, ok in probes.bad_input_outcomes(case))
+
+
+def verify(case: Case | Iterable[Case], devices_: Sequence[str] | None = None,
+           dtypes: Sequence[str] | None = None, progress: bool = False) -> Report:
+    """Run every check on ``case`` (or on each of several) and return the report."""
+    cases = [case] if isinstance(case, Case) else list(case)
+    todo = [(c, *check) for c in cases
+            for check in checks(c, devices_ or devices(), dtypes or list(DTYPES))]
+    if progress:
+        from tqdm import tqdm
+
+        todo = tqdm(todo, desc="handgrad", unit="check", leave=False)
+    return Report(tuple(_row(c, device, dtype, check, run) for c, device, dtype, check, run
+                        in todo))
+
+
+def table(rows: Sequence[Row]) -> str:
+    """Rows as aligned text columns under a header (under 100 columns for our cases)."""
+    cells = [["case", "device", "dtype", "check", "ratio", "verdict"],
+             *(r.cells() for r in rows)]
+    widths = [max(len(c[i]) for c in cells) for i in range(6)]
+    return "\n".join("  ".join(c.rjust(w) if i == 4 else c.ljust(w)
+                               for i, (c, w) in enumerate(zip(r, widths, strict=True))).rstrip()
+                     for r in cells)
+
+
+def summary(report: Report) -> str:
+    bad = report.failures
+    lines = [f"{len(report.rows) - len(bad)} of {len(report.rows)} checks hold"
+             + ("." if not bad else f"; {len(bad)} FAIL:")]
+    lines += [f"\n{r.case} [{r.device}, {r.dtype}] {r.check}:\n{r.detail}" for r in bad]
+    return "\n".join(lines)
+

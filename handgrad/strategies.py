@@ -1,0 +1,54 @@
+"""Inputs for a case drawn by hypothesis: sizes across orders of magnitude, and values.
+
+Every size symbol is drawn log-uniformly (first an octave, then a size in it) up to what
+is left of ``MAX_ELEMENTS``, the product of all sizes, so a draw of 1 and a draw in the
+thousands are both common and no draw takes long. Values come from hypothesis element by
+element (so it can shrink a failure to a few simple numbers, and tries 0, ties and
+repeats), times one magnitude per input from 1e-3 to 1e3. Integer inputs (indices) are
+drawn over their range.
+"""
+
+import math
+
+import numpy as np
+import torch
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from handgrad.case import Case
+
+MAX_ELEMENTS = 2**14  # the product of every size symbol of a draw
+VALUES = st.floats(-4, 4, allow_nan=False, allow_subnormal=False, width=64)
+MAGNITUDES = st.sampled_from([1e-3, 1e-1, 1.0, 1e1, 1e3])
+
+
+@st.composite
+def sizes(draw, case: Case) -> dict[str, int]:
+    """A size for every symbol, log-uniform, their product at most ``MAX_ELEMENTS``."""
+    drawn: dict[str, int] = {}
+    left = MAX_ELEMENTS
+    for symbol in draw(st.permutations(list(case.dims))):  # no symbol always gets the most
+        octave = draw(st.integers(0, int(math.log2(left))), label=f"{symbol} octave")
+        size = draw(st.integers(2**octave, min(2 ** (octave + 1) - 1, left)), label=symbol)
+        drawn[symbol] = size
+        left //= size
+    return drawn
+
+
+@st.composite
+def case_inputs(draw, case: Case, device="cpu", dtype=torch.float64):
+    """Every input of ``case``, on ``device`` in ``dtype`` (indices stay integer)."""
+    dims = draw(sizes(case))
+    inputs = {}
+    for name in case.shapes:
+        shape = case.shape(name, dims)
+        if name in case.indices:
+            high = dims[case.indices[name]]
+            values = draw(hnp.arrays(np.int64, shape, elements=st.integers(0, high - 1)),
+                          label=name)
+            inputs[name] = torch.from_numpy(values).to(device)
+        else:
+            values = draw(hnp.arrays(np.float64, shape, elements=VALUES), label=name)
+            scale = draw(MAGNITUDES, label=f"{name} magnitude")
+            inputs[name] = (torch.from_numpy(values) * scale).to(device, dtype)
+    return inputs

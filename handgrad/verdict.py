@@ -1,0 +1,254 @@
+"""The verdict: is a hand-derived gradient as accurate as autograd's, in the dtype it ran in?
+
+Two roundings of one sum rarely agree to the last bit, and how far they drift apart grows
+with the length of the sum, the magnitude of its terms and the order a BLAS kernel takes
+them in: an Intel and an AMD CPU disagree, a GPU more so. So handgrad never asks "do
+manual and autograd agree elementwise within a fixed tolerance?". It asks "is manual as
+close to the exact answer as autograd is?", which holds on any machine, at any size.
+
+Below float64 (float32, bfloat16, float16) the exact answer, the *truth*, is autograd's
+gradient of the same inputs, upcast to float64: its own rounding is about 2^-29 of
+float32's and cannot hide an error in the lower dtype. Per gradient tensor::
+
+    err(manual)   = max |manual - truth|      over the finite entries
+    err(autograd) = max |autograd - truth|
+    passes when     err(manual) <= K * err(autograd) + floor
+
+``K = 2`` follows FlashAttention, whose tests hold a hand-written backward to twice the
+max error of PyTorch's own in the same precision. A right derivation that takes its sums
+in another order lands within a small factor of autograd; a wrong one is off by its
+mistake, whatever the rounding. The largest ratio the suite measures is in the README.
+
+In float64 torch has no higher precision to take as the truth, so autograd's own rounding
+is measured where it happens: ``handgrad.measure`` runs autograd at the inputs moved two
+units in the last place up and down; the exact gradient is linear over so small a step, so
+half the second difference ``a(x + d) + a(x - d) - 2 a(x)`` is rounding and nothing else.
+Manual and autograd are then compared with each other. If each were within ``K`` times
+that of the truth, they would be within ``K + 1`` times it of each other; but that measure
+is a few draws of autograd's rounding, not its bound, and where thousands of terms cancel
+to near zero (a softmax over 16384 classes, whose max's gradient autograd spreads over
+tied entries as rounding noise) the one rounding that counts has come out 3.7 times the
+largest of nine draws. So the float64 rule allows twice that::
+
+    passes when     max |manual - autograd| <= K_FLOAT64 * err(autograd, measured) + floor
+
+with ``K_FLOAT64 = 2 (K + 1) = 6``. A relative error of 1e-12 at the gradient's scale is
+still caught; the README lists the smallest error caught per case and dtype.
+
+``floor`` is ``FLOOR_ULPS`` units in the last place at the gradient's scale (its largest
+entry): where autograd is exact (``2 * v`` has no rounding to speak of) a derivation with
+one more rounding step must still pass. Four ulps covers the two or three extra roundings a
+re-ordered closed form takes; a wrong gradient is off by far more than that. In float64,
+where two roundings are compared with each other, it is four ulps a side.
+
+Non-finite entries: wherever autograd's gradient is NaN or inf, manual's is NaN or inf too
+(which of the two does not matter), and wherever autograd's is finite, manual's is finite.
+Two refinements keep a right answer from failing: where autograd overflowed in a lower
+dtype but the float64 truth is finite (``2 * r`` overflows float16 where ``r`` does not),
+a manual that stayed finite is judged against the truth like any other entry; and where
+one side overflowed and the other sits within ``FLOOR_ULPS`` ulps of the dtype's largest
+number, rounding decided which way each fell. The ratio rule applies to every entry where
+manual and the truth are finite.
+
+What no verdict can judge: a value that is zero in exact arithmetic and rounding noise in
+practice (the gradient of a softmax's shift, ``-sum(d_shifted)``), whose scale is its own
+noise. A backward should not name such a step; the exact zero is the derivation.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+
+Tensors = dict[str, torch.Tensor]
+
+K = 2.0
+K_FLOAT64 = 2 * (K + 1)
+FLOOR_ULPS = 4.0
+
+
+def ulp(dtype: torch.dtype, scale: float) -> float:
+    """The spacing of ``dtype``'s numbers near ``scale``, bounded below by the subnormals'."""
+    info = torch.finfo(dtype)
+    return max(info.eps * scale, info.smallest_normal * info.eps)
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """The verdict on one gradient tensor."""
+
+    name: str
+    dtype: torch.dtype
+    device: str
+    passed: bool
+    err_manual: float  # against the truth; float64: against autograd
+    err_autograd: float  # autograd's own error; float64: estimated from float32
+    k: float  # the ratio allowed: K, or K + 1 in float64
+    floor: float
+    index: tuple[int, ...] | None = None  # the element that broke the rule, or the worst
+    manual_at: float | None = None
+    autograd_at: float | None = None
+    truth_at: float | None = None
+    problem: str | None = None  # a mismatch of shape, dtype or finiteness, in words
+    looks: int = 1  # over how many inputs autograd's error was measured (see Measured)
+
+    @property
+    def allowed(self) -> float:
+        return self.k * self.err_autograd + self.floor
+
+    @property
+    def ratio(self) -> float:
+        """err(manual) over autograd's own error plus ``floor / k``: the rule is
+        ``ratio <= k``. Where autograd is far from exact this is err(manual) / err(autograd);
+        where it is exact, the floor's share speaks for it."""
+        if self.err_manual == 0:
+            return 0.0
+        return self.err_manual / (self.err_autograd + self.floor / self.k)
+
+    def explain(self) -> str:
+        dtype = str(self.dtype).removeprefix("torch.")
+        head = f"d_{self.name}"
+        if self.problem:
+            return f"{head}: {self.problem}"
+        over = "" if self.looks == 1 else f", the largest over these and {self.looks - 1} " \
+            "nearby inputs"
+        if self.dtype == torch.float64:
+            rule = (f"manual differs from autograd by {self.err_manual:.2e}, "
+                    f"{_times(self.ratio)} autograd's own float64 rounding "
+                    f"{self.err_autograd:.2e} (measured by its second difference{over})")
+        else:
+            rule = (f"manual's error {self.err_manual:.2e} is {_times(self.ratio)} "
+                    f"autograd's own {self.err_autograd:.2e} in {dtype}{over and f' ({over[2:]})'}")
+        text = (f"{head}: {rule}, with a floor of {self.floor:.1e} "
+                f"shared out (allowed: {self.k:g}x)")
+        if self.index is not None and not self.passed:
+            truth = "" if self.dtype == torch.float64 else f", truth {self.truth_at:.10g}"
+            text += (f"\n  at index {self.index}: manual {self.manual_at:.10g}, "
+                     f"autograd {self.autograd_at:.10g}{truth}")
+        return text
+
+
+def _times(ratio: float) -> str:
+    return "inf x" if ratio == float("inf") else f"{ratio:.2f}x"
+
+
+class VerdictError(AssertionError):
+    """A manual gradient failed the verdict; the message says which, where and by how much."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The judgements of one comparison: every gradient of one draw, form and dtype."""
+
+    label: str  # what was compared: case, device, dtype, form and draw
+    judgements: tuple[Judgement, ...]
+
+    @property
+    def passed(self) -> bool:
+        return all(j.passed for j in self.judgements)
+
+    @property
+    def failures(self) -> list[Judgement]:
+        return [j for j in self.judgements if not j.passed]
+
+    @property
+    def worst_ratio(self) -> float:
+        return max((j.ratio for j in self.judgements if not j.problem), default=0.0)
+
+    def explain(self) -> str:
+        lines = [f"{self.label}: "
+                 + ("passes" if self.passed else f"{len(self.failures)} gradient(s) fail")]
+        lines += [f"  {j.explain()}".replace("\n", "\n  ") for j in self.judgements
+                  if not j.passed]
+        return "\n".join(lines)
+
+    def check(self) -> "Verdict":
+        """Raise ``VerdictError`` with ``explain()`` if any gradient fails; else return self."""
+        if not self.passed:
+            raise VerdictError(self.explain())
+        return self
+
+
+def _located(diff: torch.Tensor, mask: torch.Tensor) -> tuple[float, tuple[int, ...] | None]:
+    """The largest entry of ``diff`` where ``mask`` holds, and its index."""
+    if not mask.any():
+        return 0.0, None
+    masked = torch.where(mask, diff, torch.zeros_like(diff))
+    flat = int(masked.flatten().argmax())
+    index = tuple(int(i) for i in torch.unravel_index(torch.tensor(flat), diff.shape))
+    return float(masked.flatten()[flat]), index
+
+
+def _at_the_edge(manual: torch.Tensor, autograd: torch.Tensor) -> torch.Tensor:
+    """Where one side overflowed to inf and the other is within ``FLOOR_ULPS`` ulps of the
+    dtype's largest number, with the same sign: the truth sits at the edge of the range,
+    and rounding decided which way each side fell. Not a disagreement."""
+    info = torch.finfo(manual.dtype)
+    edge = info.max - FLOOR_ULPS * ulp(manual.dtype, info.max)
+    same_sign = torch.sign(manual) == torch.sign(autograd)
+    one_inf = torch.isinf(manual) ^ torch.isinf(autograd)
+    return one_inf & same_sign & (manual.abs() >= edge) & (autograd.abs() >= edge)
+
+
+def _at(t: torch.Tensor, index: tuple[int, ...] | None) -> float | None:
+    return None if index is None else float(t[index])
+
+
+def judge_one(name: str, manual, autograd: torch.Tensor, truth: torch.Tensor,
+              error: float | None = None, looks: int = 1) -> Judgement:
+    """The verdict on one gradient. ``error`` is autograd's own error where it is not
+    measured here against ``truth``: in float64 (``truth`` is then autograd itself), and on
+    a second look (the largest over nearby inputs too)."""
+    dtype, device = autograd.dtype, autograd.device.type
+    base = dict(name=name, dtype=dtype, device=device, looks=looks,
+                k=K_FLOAT64 if dtype == torch.float64 else K)
+
+    def problem(text: str, index=None) -> Judgement:
+        return Judgement(**base, passed=False, err_manual=float("nan"),
+                         err_autograd=float("nan"), floor=0.0, index=index, problem=text)
+
+    if not isinstance(manual, torch.Tensor):
+        return problem(f"manual gives a {type(manual).__name__}, not a tensor")
+    for what, got, want in (("shape", tuple(manual.shape), tuple(autograd.shape)),
+                            ("dtype", manual.dtype, dtype),
+                            ("device", manual.device.type, device)):
+        if got != want:
+            return problem(f"manual's {what} is {got}, autograd's {want}")
+    m, a, t = (x.detach().to("cpu", torch.float64) for x in (manual, autograd, truth))
+    manual_nf, autograd_nf, truth_nf = ~torch.isfinite(m), ~torch.isfinite(a), ~torch.isfinite(t)
+    at_edge = _at_the_edge(manual, autograd).cpu()
+    for where, text in ((autograd_nf & truth_nf & ~manual_nf, "finite where autograd's is not"),
+                        (manual_nf & ~autograd_nf & ~at_edge,
+                         "non-finite where autograd's is finite")):
+        if where.any():
+            index = tuple(int(i) for i in where.nonzero()[0])
+            return problem(f"manual is {text}: at index {index} manual "
+                           f"{float(m[index])}, autograd {float(a[index])}", index)
+    # Where autograd overflowed in a lower dtype but the truth is finite, a manual that
+    # stayed finite is judged against the truth like every other entry.
+    judged_m, judged_a = ~manual_nf & ~truth_nf, ~autograd_nf & ~truth_nf
+    scale = float(torch.where(judged_m, t.abs(), 0).max()) if t.numel() else 0.0
+    floor = FLOOR_ULPS * ulp(dtype, scale) * (2 if dtype == torch.float64 else 1)
+    err_m, index = _located((m - t).abs(), judged_m)
+    err_a = error if error is not None else _located((a - t).abs(), judged_a)[0]
+    judged = Judgement(**base, passed=True, err_manual=err_m, err_autograd=err_a,
+                       floor=floor, index=index, manual_at=_at(m, index),
+                       autograd_at=_at(a, index), truth_at=_at(t, index))
+    if err_m > judged.allowed:
+        return Judgement(**{**judged.__dict__, "passed": False})
+    return judged
+
+
+def judge(label: str, manual: Mapping[str, object], autograd: Tensors, truth: Tensors,
+          errors: Mapping[str, float] | None = None, looks: int = 1) -> Verdict:
+    """Judge every gradient autograd gives; one that manual does not give fails."""
+    judgements = []
+    for name, want in autograd.items():
+        if name not in manual:
+            judgements.append(Judgement(name, want.dtype, want.device.type, False, float("nan"),
+                                        float("nan"), K, 0.0, problem="missing: manual gives "
+                                        f"{sorted(manual)}"))
+            continue
+        judgements.append(judge_one(name, manual[name], want, truth[name],
+                                    None if errors is None else errors[name], looks))
+    return Verdict(label, tuple(judgements))

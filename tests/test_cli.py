@@ -1,0 +1,134 @@
+"""``python -m cases``: the verification table and its exit codes, one-line errors, the
+walkthroughs, and the README's generated tables."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from cases import CASES
+from handgrad import readme
+from handgrad.cli import main
+from handgrad.mutants import planted
+from handgrad.probes import assert_printed
+from handgrad.report import verify
+
+BY_NAME = {case.name: case for case in CASES}
+README = Path(__file__).resolve().parents[1] / "README.md"
+QUICK = ["--device", "cpu", "--dtype", "float32", "--no-progress"]
+
+
+def test_verifies_and_exits_0(capsys):
+    assert main(CASES, ["square_mean", "vector_backward", *QUICK]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^square_mean +cpu +float32 +gradients, layouts +\d\.\d\dx +ok$", out,
+                     re.MULTILINE)
+    assert "FAILS" not in out
+    assert max(len(line) for line in out.splitlines()) <= 100
+    assert re.search(r"^(\d+) of \1 checks hold\.$", out, re.MULTILINE)
+
+
+def test_exits_1_naming_the_check_and_gradient_that_fail(capsys):
+    mlp = BY_NAME["mlp_relu_mse"]
+    right = mlp.module.gradients
+
+    def wrong(**inputs):
+        return {**right(**inputs), "b1": right(**inputs)["b1"] * 1.01}
+
+    assert main([planted(mlp, gradients=wrong)], ["--failures-only", *QUICK]) == 1
+    out = capsys.readouterr().out
+    assert "mlp_relu_mse  cpu     float32  gradients, default" in out
+    assert "d_b1: manual's error" in out
+    assert "checks hold; " in out
+    assert "FAIL:" in out
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["no_such_case"], "unknown case 'no_such_case' (choose from linear_xw, "),
+    (["--update-readme", "README.md", "square_mean"], "--update-readme regenerates every table"),
+    (["--update-readme", "no/such/README.md"], "--update-readme: no file no/such/README.md"),
+])
+def test_errors_are_one_line_with_status_2(capsys, argv, message):
+    assert main(CASES, argv, prog="python -m cases") == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"python -m cases: error: {message}")
+    assert err.count("\n") == 1
+
+
+def test_a_readme_without_markers_is_refused(tmp_path, capsys):
+    bare = tmp_path / "README.md"
+    bare.write_text("# no tables here\n")
+    assert main(CASES, ["--update-readme", str(bare)]) == 2
+    assert "no '<!-- generated: cases -->'" in capsys.readouterr().err
+    assert bare.read_text() == "# no tables here\n"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal where no GPU is")
+def test_asking_for_cuda_without_a_gpu_fails_with_the_reason(capsys):
+    assert main(CASES, ["--device", "cuda"]) == 2
+    assert "no CUDA device here" in capsys.readouterr().err
+
+
+def test_help_names_the_program_and_is_complete():
+    done = subprocess.run([sys.executable, "-m", "cases", "--help"], capture_output=True,
+                          text=True, check=True, cwd=README.parent)
+    assert done.stdout.startswith("usage: python -m cases")
+    assert "--update-readme README" in done.stdout
+    assert "cases: linear_xw, " in done.stdout
+
+
+def test_sgd_walkthrough_replays_the_articles_steps(capsys):
+    assert main(CASES, ["sgd_linear_regression", "--walkthrough"]) == 0
+    tokens = capsys.readouterr().out.replace("|", " ").split()
+    for number in ("1.8", "1.96", "4", "0.16", "0.0064", "-8", "-1.6", "-0.32",
+                   "-150.28", "-24.08", "173.39", "-0.19459", "0.88857"):
+        assert number in tokens, number
+
+
+def test_walkthrough_prints_the_code_line_not_the_docstring(capsys):
+    assert main(CASES, ["linear_xw", "--walkthrough"]) == 0
+    out = capsys.readouterr().out
+    assert "    d_w = X.T @ d_y_hat  # (D, 1)  step 4: X @ w\n" in out
+    assert out.count("d_w = X^T") == 1  # the closed form, once, in the header
+
+
+@pytest.mark.parametrize("with_examples", [c for c in CASES if c.examples], ids=lambda c: c.name)
+def test_walkthrough_shows_every_printed_value(with_examples, capsys):
+    """Each value the source printed, read back from the walkthrough's text, agrees with
+    the printed number to its last digit (the manual side's line, ``by hand``)."""
+    case = with_examples
+    assert main(CASES, [case.name, "--walkthrough"]) == 0
+    out = capsys.readouterr().out
+    for example in case.examples:
+        part = out.split(f"Example: {example.label}\n")[1].split("Example: ")[0]
+        for key, printed in example.expected.items():
+            pattern = (rf"d_{key[2:]}(?: =|,).*\n +by hand +(.*)" if key.startswith("d_")
+                       else rf"^ +{key} +(.*)$")
+            shown = re.search(pattern, part, re.MULTILINE).group(1)
+            values = re.findall(r"-?\d+\.?\d*(?:e[-+]\d+)?", shown.split(": ")[-1])
+            assert_printed(torch.tensor([float(v) for v in values]), printed,
+                           f"{example.label} {key}")
+
+
+@pytest.mark.slow
+def test_readme_tables_are_current():
+    """The facts agree exactly; the measurements within what another CPU's rounding moves
+    them (``readme.measured_cells_agree``)."""
+    printed = readme.blocks(README.read_text())
+    fresh = readme.generate(CASES, verify(CASES, ["cpu"]))
+    for name, text in fresh.items():
+        if name in readme.MEASURED:
+            moved = readme.measured_cells_agree(printed[name], text)
+            assert not moved, f"{name}: {moved}; python -m cases --update-readme README.md"
+        else:
+            assert printed[name] == text, "python -m cases --update-readme README.md"
+
+
+def test_measured_cells_may_move_by_rounding_only():
+    a = "| `x` | 1e-13 | 1e-06 |\n| `y` | 0.94 | 1.20 |"
+    assert readme.measured_cells_agree(a, "| `x` | 3e-13 | 1e-06 |\n| `y` | 1.30 | 1.10 |") == []
+    moved = readme.measured_cells_agree(a, "| `x` | 1e-11 | 1e-06 |\n| `y` | 2.10 | 1.20 |")
+    assert moved == ["`x`: 1e-13 is now 1e-11", "`y`: 0.94 is now 2.10"]

@@ -1,0 +1,194 @@
+"""The checker can fail: classic wrong gradients, each rejected in every dtype.
+
+Beyond the generic mutants every case gets (``handgrad.mutants``, run by the plugin), these
+are the mistakes people make by hand, each planted in its case's module with
+``handgrad.mutants.planted`` and judged on the draw that exposes it. A mistake that only
+shows at large sizes, for non-contiguous inputs, at large magnitudes, for NaN inputs or
+for a reused buffer must pass the default draw and fail that one: the reason those draws
+exist.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+import torch
+
+from cases import CASES
+from cases.mlp_relu_mse import on_the_kink, reused_buffers
+from handgrad import DTYPES, opinions
+from handgrad.case import dtype_name
+from handgrad.mutants import planted
+from manual_grads import mlp_relu_mse as mlp
+from manual_grads import softmax_cross_entropy as sce
+
+BY_NAME = {case.name: case for case in CASES}
+
+
+def draw(name: str, form: str = "gradients"):
+    return lambda case, device, dtype: opinions.draw_verdicts(case, name, device, dtype, form)
+
+
+def kink(case, device, dtype):
+    yield case.verdict(on_the_kink(device, dtype), draw="on the kink")
+
+
+ON_THE_DEFAULT_DRAW = draw("default")
+
+
+@dataclass(frozen=True)
+class Wrong:
+    case: str
+    label: str
+    wrong: Callable  # (the right function) -> a wrong one with the same signature
+    caught_by: Callable = ON_THE_DEFAULT_DRAW
+    form: str = "gradients"
+    only_there: bool = False  # passes the default draw: only ``caught_by`` shows it
+    dtypes: tuple = tuple(DTYPES)  # where the mistake is larger than what the dtype resolves
+
+
+def changed(name: str, change: Callable) -> Callable:
+    """The right gradients with ``d_<name>`` replaced by ``change(inputs, gradients)``."""
+    def wrong(right):
+        def gradients(**inputs):
+            grads = right(**inputs)
+            return {**grads, name: change(inputs, grads)}
+        return gradients
+    return wrong
+
+
+def mlp_forgotten_squeeze(right):
+    """``out - target`` without the squeeze: (N, 1) - (N,) broadcasts to (N, N)."""
+    def gradients(x, w1, b1, w2, b2, target):
+        f = mlp.forward(x, w1, b1, w2, b2, target)
+        diff = f["out"] - target  # (N, N): the trap
+        d_out = 2 * diff.sum(1, keepdim=True) / diff.numel()
+        d_l2, d_w2, d_b2 = mlp.linear_backward(f["l2"], w2, d_out)
+        d_x, d_w1, d_b1 = mlp.linear_backward(x, w1, d_l2 * (f["l1"] > 0))
+        return {"x": d_x, "w1": d_w1, "b1": d_b1, "w2": d_w2, "b2": d_b2}
+    return gradients
+
+
+def mlp_relu_mask_ge(right):
+    """``(l1 >= 0)``: slope 1 at the kink, where torch.relu (and the forward) take 0."""
+    def gradients(**inputs):
+        grads = right(**inputs)
+        l1 = mlp.forward(**inputs)["l1"]
+        d_x, d_w1, d_b1 = mlp.linear_backward(inputs["x"], inputs["w1"], grads["l2"] * (l1 >= 0))
+        return {**grads, "x": d_x, "w1": d_w1, "b1": d_b1}
+    return gradients
+
+
+def as_if_contiguous(t: torch.Tensor) -> torch.Tensor:
+    """The storage read as a row-major tensor of this shape: right only when it is one."""
+    strides = [1] * t.dim()
+    for axis in range(t.dim() - 2, -1, -1):
+        strides[axis] = strides[axis + 1] * t.shape[axis + 1]
+    return torch.as_strided(t, t.shape, strides, t.storage_offset())
+
+
+def mlp_into_without_b1(right):
+    """``gradients_into`` that never writes ``d_b1``: its buffer keeps the last call's."""
+    def gradients_into(x, w1, b1, w2, b2, target, buffers=None):
+        keep = None if buffers is None else buffers["b1"].clone()
+        grads = right(x, w1, b1, w2, b2, target, buffers)
+        if keep is not None:
+            grads["b1"].copy_(keep)
+        return grads
+    return gradients_into
+
+
+def mlp_into_relu_by_mul(right):
+    """``gradients_into`` with the ReLU step as ``d_l2.mul_(l1 > 0)``: 0 * NaN is NaN where
+    torch's ReLU backward gives an exact 0."""
+    def gradients_into(x, w1, b1, w2, b2, target, buffers=None):
+        g = mlp.gradient_buffers(x, w1, b1, w2, b2, target) if buffers is None else buffers
+        f = mlp.forward(x, w1, b1, w2, b2, target)
+        d_out = torch.mul(f["diff"].unsqueeze(-1), 2 / x.shape[0], out=g["d_out"])
+        d_l1 = torch.mm(d_out, w2.T, out=g["d_l1"]).mul_(f["l1"] > 0)
+        torch.mm(f["l2"].T, d_out, out=g["w2"])
+        torch.sum(d_out, 0, out=g["b2"])
+        torch.mm(d_l1, w1.T, out=g["x"])
+        torch.mm(x.T, d_l1, out=g["w1"])
+        torch.sum(d_l1, 0, out=g["b1"])
+        return {name: g[name] for name in ("x", "w1", "b1", "w2", "b2")}
+    return gradients_into
+
+
+def softmax_shifted_by_the_mean(right):
+    """The log-sum-exp shift by the row's mean, not its max: exp overflows for large
+    logits (inf / inf is NaN) where the max-shifted form cannot."""
+    def gradients(logits, target):
+        shifted = logits - logits.mean(-1, keepdim=True)
+        p = shifted.exp() / shifted.exp().sum(-1, keepdim=True)
+        return {"logits": (p * target.sum(-1, keepdim=True) - target) / logits.shape[0]}
+    return gradients
+
+
+ZOO = [
+    Wrong("linear_xw", "a row instead of a column (X^T r transposed)",
+          changed("w", lambda i, g: g["w"].T)),
+    Wrong("linear_xw", "summed over the features, not the rows",
+          changed("w", lambda i, g: (i["X"] * g["y_hat"]).sum(1, keepdim=True))),
+    Wrong("square_mean", "chain rule stopped at z", changed("x", lambda i, g: g["z"])),
+    Wrong("vector_backward", "ignores v (the backward of y.sum())",
+          changed("x", lambda i, g: 2 * torch.ones_like(i["x"]))),
+    Wrong("vector_backward", "forgot J = 2I", changed("x", lambda i, g: i["v"])),
+    # Subtracting mean(target) where target[n] belongs moves d_out by about 1 % here (the
+    # outputs are far larger than the targets): below bfloat16's detection limit of 10 %.
+    Wrong("mlp_relu_mse", "forgotten squeeze, (N, 1) - (N,)", mlp_forgotten_squeeze,
+          dtypes=("float64", "float32", "float16")),
+    Wrong("mlp_relu_mse", "ReLU mask >= 0 at the kink", mlp_relu_mask_ge, kink),
+    Wrong("mlp_relu_mse", "d_b1 summed over the hidden units", changed(
+        "b1", lambda i, g: g["l1"].sum(1))),
+    Wrong("mlp_relu_mse", "d_w1 transposed", changed("w1", lambda i, g: g["w1"].T)),
+    Wrong("mlp_relu_mse", "d_w1 summed over the first 1000 rows only (a chunking bug)",
+          changed("w1", lambda i, g: i["x"][:1000].T @ g["l1"][:1000]), draw("large"),
+          only_there=True),
+    Wrong("mlp_relu_mse", "x read as if contiguous in d_w1",
+          changed("w1", lambda i, g: as_if_contiguous(i["x"]).T @ g["l1"]), draw("layouts"),
+          only_there=True),
+    Wrong("mlp_relu_mse", "gradients_into keeps a stale d_b1 in a reused buffer",
+          mlp_into_without_b1, reused_buffers, form="gradients_into", only_there=True),
+    Wrong("mlp_relu_mse", "gradients_into's ReLU step by mul_, which lets NaN through",
+          mlp_into_relu_by_mul, draw("non-finite", "gradients_into"), form="gradients_into",
+          only_there=True),
+    Wrong("sgd_linear_regression", "d_b as a mean, not a sum",
+          changed("b", lambda i, g: g["y_pred"].mean(0))),
+    Wrong("sgd_linear_regression", "d_w without the x",
+          changed("w", lambda i, g: g["y_pred"].sum(0, keepdim=True))),
+    Wrong("softmax_cross_entropy", "softmax without the - target", changed(
+        "logits", lambda i, g: i["logits"].softmax(-1) / i["logits"].shape[0])),
+    Wrong("softmax_cross_entropy", "softmax over the batch axis", changed(
+        "logits", lambda i, g: (i["logits"].softmax(0) * i["target"].sum(-1, keepdim=True)
+                                - i["target"]) / i["logits"].shape[0])),
+    Wrong("softmax_cross_entropy", "log-sum-exp shifted by the row mean, not the max",
+          softmax_shifted_by_the_mean, draw("magnitudes"), only_there=True),
+]
+
+
+def test_every_case_has_a_classic_mistake_in_the_zoo():
+    assert {w.case for w in ZOO} == set(BY_NAME)
+
+
+ENTRIES = [(w, DTYPES[d]) for w in ZOO for d in w.dtypes]
+
+
+@pytest.mark.parametrize(("entry", "dtype"), ENTRIES,
+                         ids=[f"{w.case}: {w.label}-{dtype_name(d)}" for w, d in ENTRIES])
+def test_wrong_gradient_is_rejected(entry, dtype, device):
+    case = BY_NAME[entry.case]
+    right = getattr(case.module, entry.form)
+    wrong = planted(case, **{entry.form: entry.wrong(right)})
+    for verdict in entry.caught_by(case, device, dtype):
+        verdict.check()  # the right gradients pass this draw
+    rejected = [v for v in entry.caught_by(wrong, device, dtype) if not v.passed]
+    assert rejected, f"{entry.label}: passed {entry.caught_by}"
+    if entry.only_there:
+        for verdict in draw("default", entry.form)(wrong, device, dtype):
+            assert verdict.passed, f"the default draw already shows it: {verdict.explain()}"
+
+
+def test_softmax_shift_module_keeps_the_max():
+    """The zoo's mean-shifted softmax is wrong only because the module shifts by the max."""
+    assert "amax" in sce.forward.__code__.co_names
