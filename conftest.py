@@ -15,3 +15,5 @@ handgrad_cases = CASES
 settings.register_profile("ci", max_examples=25, derandomize=True, print_blob=True)
 settings.register_profile("dev", max_examples=500, print_blob=True)
 settings.load_profile("ci")
+
+pytest_plugins = ["pytester"]  # tests/test_plugin.py runs pytest on a project of its own

@@ -14,8 +14,9 @@ Any test of a project that takes a ``device`` or ``dtype`` argument is parametri
 ``--require-cuda``), and float64, float32, bfloat16 and float16. A dtype an op lacks on a
 device (``"... not implemented for 'Half'"``) skips that test with torch's reason.
 
-The session also turns TF32 off (float32 on CUDA stays float32) and asks torch for
-deterministic algorithms, so every run computes the same numbers.
+Once some ``conftest.py`` declares cases, the session also turns TF32 off (float32 on CUDA
+stays float32) and asks torch for deterministic algorithms, so every run computes the same
+numbers.
 """
 
 import os
@@ -42,10 +43,22 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "cuda: runs on a CUDA device; skipped where no GPU is "
                                        "present (failed with --require-cuda)")
     config.addinivalue_line("markers", "slow: takes seconds; skipped unless --run-slow")
+    # torch.func's first use runs torch.jit.script inside torch itself (torch 2.13).
+    config.addinivalue_line("filterwarnings",
+                            "ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+
+
+def pin_numerics() -> None:
+    """The same numbers on every run: no TF32, deterministic kernels (cuBLAS included)."""
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS determinism
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(True)
+
+
+def pytest_plugin_registered(plugin):
+    if hasattr(plugin, "handgrad_cases"):  # a conftest.py that declares cases
+        pin_numerics()
 
 
 class HandgradChecks(pytest.Module):

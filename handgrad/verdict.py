@@ -129,7 +129,9 @@ class Judgement:
 
 
 def _times(ratio: float) -> str:
-    return "inf x" if ratio == float("inf") else f"{ratio:.2f}x"
+    if ratio == float("inf"):
+        return "inf x"
+    return f"{ratio:.2f}x" if ratio < 1000 else f"{ratio:.2g}x"
 
 
 class VerdictError(AssertionError):

@@ -32,16 +32,16 @@ def test_verifies_and_exits_0(capsys):
 
 
 def test_exits_1_naming_the_check_and_gradient_that_fail(capsys):
-    mlp = BY_NAME["mlp_relu_mse"]
-    right = mlp.module.gradients
+    sgd = BY_NAME["sgd_linear_regression"]
+    right = sgd.module.gradients
 
     def wrong(**inputs):
-        return {**right(**inputs), "b1": right(**inputs)["b1"] * 1.01}
+        return {**right(**inputs), "b": right(**inputs)["b"] * 1.01}
 
-    assert main([planted(mlp, gradients=wrong)], ["--failures-only", *QUICK]) == 1
+    assert main([planted(sgd, gradients=wrong)], ["--failures-only", *QUICK]) == 1
     out = capsys.readouterr().out
-    assert "mlp_relu_mse  cpu     float32  gradients, default" in out
-    assert "d_b1: manual's error" in out
+    assert "sgd_linear_regression  cpu     float32  gradients, default" in out
+    assert "d_b: manual's error" in out
     assert "checks hold; " in out
     assert "FAIL:" in out
 

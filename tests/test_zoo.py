@@ -167,10 +167,6 @@ ZOO = [
 ]
 
 
-def test_every_case_has_a_classic_mistake_in_the_zoo():
-    assert {w.case for w in ZOO} == set(BY_NAME)
-
-
 ENTRIES = [(w, DTYPES[d]) for w in ZOO for d in w.dtypes]
 
 
