@@ -80,13 +80,16 @@ def table(sizes, forms, device) -> list[str]:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.memory",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--sizes", type=int, nargs="+", default=SIZES)
     parser.add_argument("--forms", nargs="+", default=MEASURED, choices=MEASURED)
     parser.add_argument("--child", nargs=3, metavar=("FORM", "N", "DEVICE"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA device here (torch.cuda.is_available() is False)")
     if args.child:
         form, n, device = args.child
         print(child(form, int(n), device))

@@ -131,11 +131,21 @@ def across_runs(runs: list[dict]) -> list[str]:
     return lines
 
 
+def load_runs(parser: argparse.ArgumentParser, paths: list[Path]) -> list[dict]:
+    """The ratio files, or a one-line usage error naming those that are missing."""
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        parser.error(f"no such ratio file: {', '.join(missing)} (pytest benchmarks "
+                     "--ratios-json PATH writes one)")
+    return [json.loads(p.read_text()) for p in paths]
+
+
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.summary",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path, help="ratio JSON files, one per run")
     args = parser.parse_args(argv)
-    print("\n".join(across_runs([json.loads(p.read_text()) for p in args.runs])))
+    print("\n".join(across_runs(load_runs(parser, args.runs))))
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from handgrad.case import DTYPES, Case
 from handgrad.probes import LADDER, bad_input_outcomes, detection_limit
 from handgrad.report import Report
 from handgrad.verdict import K
+from handgrad.walkthrough import walkthrough
 
 
 def cases_table(cases: Sequence[Case], report: Report | None = None) -> str:
@@ -25,11 +26,16 @@ def cases_table(cases: Sequence[Case], report: Report | None = None) -> str:
     return "\n".join(lines)
 
 
+def _limit(eps: float) -> str:
+    """A detection limit; at the ladder's first rung, the limit is that or smaller."""
+    return f"≤ {eps:.0e}" if eps == LADDER[0] else f"{eps:.0e}"
+
+
 def limits_table(cases: Sequence[Case], report: Report | None = None) -> str:
     header = " | ".join(DTYPES)
     lines = [f"| case | {header} |", "| --- |" + " ---: |" * len(DTYPES)]
     for case in cases:
-        cells = [f"{detection_limit(case, dtype):.0e}" for dtype in DTYPES.values()]
+        cells = [_limit(detection_limit(case, dtype)) for dtype in DTYPES.values()]
         lines.append(f"| `{case.name}` | {' | '.join(cells)} |")
     return "\n".join(lines)
 
@@ -58,8 +64,18 @@ def bad_input_table(cases: Sequence[Case], report: Report | None = None) -> str:
     return "\n".join(lines)
 
 
+def walkthrough_excerpt(cases: Sequence[Case], report: Report | None = None) -> str:
+    """The backward of the first printed example of the first case that has one."""
+    case = next(c for c in cases if c.examples)
+    lines = list(walkthrough(case))
+    start = lines.index(next(line for line in lines if line.startswith("  backward")))
+    end = lines.index("", start) if "" in lines[start:] else len(lines)
+    return "\n".join(["```text", *lines[start:end], "```"])
+
+
 TABLES: dict[str, Callable[..., str]] = {
-    "cases": cases_table, "detection limits": limits_table, "error ratios": ratios_table,
+    "cases": cases_table, "walkthrough": walkthrough_excerpt,
+    "detection limits": limits_table, "error ratios": ratios_table,
     "bad input": bad_input_table}
 MEASURED = ("detection limits", "error ratios")
 

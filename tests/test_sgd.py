@@ -5,6 +5,9 @@ parameters are judged by the verdict (the truth: torch's run in float64), and th
 printed trajectories must come out (float32 and float64, what the articles ran in).
 """
 
+import runpy
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -101,3 +104,11 @@ def test_e2_ten_epochs_of_shuffled_batches(device, dtype):
 def test_sgd_step_rejects_bad_input(params, grads, lr, pattern):
     with pytest.raises(ValueError, match=pattern):
         sgd.sgd_step(params, grads, lr)
+
+
+def test_sgd_loss_curve_is_drawn(tmp_path):
+    pytest.importorskip("matplotlib", reason="the figure needs the plot extra")
+    script = Path(__file__).resolve().parents[1] / "docs" / "sgd_loss_curve.py"
+    out = tmp_path / "curve.png"
+    runpy.run_path(str(script), run_name="curve")["main"](["--out", str(out)])
+    assert out.read_bytes().startswith(b"\x89PNG")
