@@ -169,16 +169,17 @@ class Case:
         device = next(iter(inputs.values())).device.type
         dtype = dtype_name(next(t for t in inputs.values() if t.is_floating_point()).dtype)
         label = f"{self.name} [{device}, {dtype}] {form}{', every step' * steps}, {draw}"
-        named: set[str] = set()
+        named: dict[str, None] = {}  # the backward's names, in its order
 
         def manual(x: Tensors) -> Tensors:
             got = self.manual(x, form, steps)
-            named.update(got)
+            named.update(dict.fromkeys(got))
             return got
 
-        def autograd(x: Tensors) -> Tensors:
+        def autograd(x: Tensors) -> Tensors:  # in the backward's own order, then wrt
             want = self.reference(x, steps)
-            return {k: g for k, g in want.items() if k in self.wrt or k in named}
+            order = [k for k in named if k in want] + [k for k in self.wrt if k not in named]
+            return {k: want[k] for k in order}
 
         return compare(label, manual, autograd, inputs)
 

@@ -158,8 +158,10 @@ class Verdict:
         return max((j.ratio for j in self.judgements if not j.problem), default=0.0)
 
     def explain(self) -> str:
-        lines = [f"{self.label}: "
-                 + ("passes" if self.passed else f"{len(self.failures)} gradient(s) fail")]
+        failed = self.failures
+        lines = [f"{self.label}: " + ("passes" if self.passed else
+                                      f"{len(failed)} gradient(s) fail, the first "
+                                      f"(in the backward's order) d_{failed[0].name}")]
         lines += [f"  {j.explain()}".replace("\n", "\n  ") for j in self.judgements
                   if not j.passed]
         return "\n".join(lines)

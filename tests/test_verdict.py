@@ -178,3 +178,21 @@ def test_gradchecks_defaults_let_a_relative_1e3_through(case_name):
 def test_detection_limit(case, dtype_, at_most):
     """A uniform relative error this small or larger is caught, for every case."""
     assert detection_limit(case, dtype_) <= at_most
+
+
+def test_every_step_names_the_first_wrong_one_in_backward_order():
+    """A mistake at ``d_l2`` spoils every gradient below it; the verdict leads with d_l2."""
+    case = BY_NAME["mlp_relu_mse"]
+    right = case.module.gradients
+
+    def wrong_from_l2(**inputs):
+        grads = right(**inputs)
+        f, d_l2 = case.module.forward(**inputs), grads["l2"] * 1.1
+        d_l1 = torch.where(f["l1"] <= 0, 0, d_l2)
+        d_x, d_w1, d_b1 = case.module.linear_backward(inputs["x"], inputs["w1"], d_l1)
+        return {**grads, "l2": d_l2, "l1": d_l1, "x": d_x, "w1": d_w1, "b1": d_b1}
+
+    wrong = planted(case, gradients=wrong_from_l2)
+    v = wrong.verdict(wrong.inputs(**wrong.small_dims), steps=True)
+    assert [j.name for j in v.failures] == ["l2", "l1", "x", "w1", "b1"]
+    assert "5 gradient(s) fail, the first (in the backward's order) d_l2" in v.explain()
