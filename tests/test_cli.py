@@ -132,3 +132,19 @@ def test_measured_cells_may_move_by_rounding_only():
     assert readme.measured_cells_agree(a, "| `x` | 3e-13 | 1e-06 |\n| `y` | 1.30 | 1.10 |") == []
     moved = readme.measured_cells_agree(a, "| `x` | 1e-11 | 1e-06 |\n| `y` | 2.10 | 1.20 |")
     assert moved == ["`x`: 1e-13 is now 1e-11", "`y`: 0.94 is now 2.10"]
+
+
+def test_the_readme_quotes_ids_and_rules_that_exist():
+    """Every test id the README quotes is one pytest collects; its rules are the code's."""
+    from handgrad import DTYPES, checks
+    from handgrad.verdict import FLOOR_ULPS, K, K_FLOAT64
+
+    text = README.read_text()
+    ids = re.findall(r"conftest\.py::(test_\w+)\[(\w+)-(\w+)-(\w+)\]", text)
+    assert ids
+    for test, case, device, dtype in ids:
+        assert hasattr(checks, test) and case in BY_NAME and device in ("cpu", "cuda")
+        assert dtype in DTYPES
+    assert (K, K_FLOAT64, FLOOR_ULPS) == (2, 6, 4)
+    assert "at most `K = 2` times autograd's own" in text
+    assert "by six times that" in text and "four units in the last place" in text
