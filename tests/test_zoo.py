@@ -21,6 +21,7 @@ from handgrad.case import dtype_name
 from handgrad.mutants import planted
 from manual_grads import mlp_relu_mse as mlp
 from manual_grads import softmax_cross_entropy as sce
+from manual_grads.layer_norm import normalize
 
 BY_NAME = {case.name: case for case in CASES}
 
@@ -125,6 +126,16 @@ def softmax_shifted_by_the_mean(right):
     return gradients
 
 
+def unbiased_variance(dim: int) -> Callable:
+    """Step 4 with ``2 xc d_var / (n - 1)``: the variance differentiated as the unbiased
+    one, where the forward normalised by the biased."""
+    def change(inputs, grads):
+        xc = normalize(inputs["x"], inputs["gamma"], inputs["beta"], dim)["xc"]
+        n = xc.shape[dim]
+        return grads["x"] + 2 * xc * grads["var"] * (1 / (n - 1) - 1 / n)
+    return changed("x", change)
+
+
 ZOO = [
     Wrong("linear_xw", "a row instead of a column (X^T r transposed)",
           changed("w", lambda i, g: g["w"].T)),
@@ -164,6 +175,12 @@ ZOO = [
                                 - i["target"]) / i["logits"].shape[0])),
     Wrong("softmax_cross_entropy", "log-sum-exp shifted by the row mean, not the max",
           softmax_shifted_by_the_mean, draw("magnitudes"), only_there=True),
+    Wrong("layer_norm", "the mean taken as a constant: d_x = d_xc",
+          changed("x", lambda i, g: g["xc"])),
+    # The unbiased variance moves d_x by about 2 % of its largest entry at these sizes:
+    # within bfloat16's rounding of the steps on the way (its detection limit is 10 %).
+    Wrong("layer_norm", "the variance differentiated as unbiased, 2 xc / (C - 1)",
+          unbiased_variance(-1), dtypes=("float64", "float32", "float16")),
 ]
 
 
