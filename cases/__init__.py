@@ -5,6 +5,7 @@ To add a case, write ``manual_grads/<name>.py`` (SHAPES, forward, gradients) and
 """
 
 from cases import (
+    batch_norm,
     layer_norm,
     linear_xw,
     mlp_relu_mse,
@@ -23,4 +24,5 @@ CASES = registry(
     sgd_linear_regression.CASE,
     softmax_cross_entropy.CASE,
     layer_norm.CASE,
+    batch_norm.CASE,
 )

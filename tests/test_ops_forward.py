@@ -2,10 +2,12 @@
 is judged against autograd of its own forward, so these pin that forward to the op it
 stands for."""
 
+import torch
 import torch.nn.functional as F
 
 from cases import CASES
 from handgrad import compare
+from manual_grads import batch_norm
 
 BY_NAME = {case.name: case for case in CASES}
 
@@ -25,3 +27,26 @@ def test_layer_norm_is_torchs(device, dtype):
     judge_forward("layer_norm", lambda x: F.layer_norm(
         x["x"], x["x"].shape[-1:], x["gamma"], x["beta"]), device, dtype)
 
+
+def test_batch_norm_is_torchs_in_training(device, dtype):
+    judge_forward("batch_norm", lambda x: F.batch_norm(
+        x["x"], None, None, x["gamma"], x["beta"], training=True), device, dtype)
+
+
+def test_batch_norm_running_statistics_are_torchs(device, dtype):
+    """The buffers F.batch_norm updates in training: the unbiased variance, N - 1."""
+    x = BY_NAME["batch_norm"].inputs(device, dtype)["x"]
+    start = {"mean": torch.randn(x.shape[1], dtype=torch.float64).to(device, dtype),
+             "var": torch.rand(x.shape[1], dtype=torch.float64).to(device, dtype) + 0.5}
+
+    def by_hand(inputs):
+        mean, var = batch_norm.running_statistics(inputs["x"], inputs["mean"], inputs["var"])
+        return {"running_mean": mean, "running_var": var}
+
+    def by_torch(inputs):
+        mean, var = inputs["mean"].clone(), inputs["var"].clone()
+        F.batch_norm(inputs["x"], mean, var, training=True, momentum=batch_norm.MOMENTUM)
+        return {"running_mean": mean, "running_var": var}
+
+    compare(f"batch_norm running statistics [{device}, {dtype}]", by_hand, by_torch,
+            {"x": x, **start}).check()

@@ -21,7 +21,7 @@ from handgrad.case import dtype_name
 from handgrad.mutants import planted
 from manual_grads import mlp_relu_mse as mlp
 from manual_grads import softmax_cross_entropy as sce
-from manual_grads.layer_norm import normalize
+from manual_grads.layer_norm import normalize, normalize_backward
 
 BY_NAME = {case.name: case for case in CASES}
 
@@ -128,12 +128,18 @@ def softmax_shifted_by_the_mean(right):
 
 def unbiased_variance(dim: int) -> Callable:
     """Step 4 with ``2 xc d_var / (n - 1)``: the variance differentiated as the unbiased
-    one, where the forward normalised by the biased."""
+    one (batch norm's running statistics), where the forward normalised by the biased."""
     def change(inputs, grads):
         xc = normalize(inputs["x"], inputs["gamma"], inputs["beta"], dim)["xc"]
         n = xc.shape[dim]
         return grads["x"] + 2 * xc * grads["var"] * (1 / (n - 1) - 1 / n)
     return changed("x", change)
+
+
+def batch_norm_over_features(inputs, grads):
+    """Batch norm's backward taken over the features, layer norm's axis."""
+    f = normalize(inputs["x"], inputs["gamma"], inputs["beta"], dim=-1)
+    return normalize_backward(f, inputs["gamma"], inputs["v"], dim=-1)["x"]
 
 
 ZOO = [
@@ -181,6 +187,10 @@ ZOO = [
     # within bfloat16's rounding of the steps on the way (its detection limit is 10 %).
     Wrong("layer_norm", "the variance differentiated as unbiased, 2 xc / (C - 1)",
           unbiased_variance(-1), dtypes=("float64", "float32", "float16")),
+    Wrong("batch_norm", "the running statistics' unbiased variance in step 4",
+          unbiased_variance(0), dtypes=("float64", "float32", "float16")),
+    Wrong("batch_norm", "normalised over the features (layer norm's axis)",
+          changed("x", batch_norm_over_features)),
 ]
 
 
