@@ -6,6 +6,8 @@ To add a case, write ``manual_grads/<name>.py`` (SHAPES, forward, gradients) and
 
 from cases import (
     batch_norm,
+    gelu,
+    gelu_erf,
     layer_norm,
     linear_xw,
     mlp_relu_mse,
@@ -25,4 +27,6 @@ CASES = registry(
     softmax_cross_entropy.CASE,
     layer_norm.CASE,
     batch_norm.CASE,
+    gelu.CASE,
+    gelu_erf.CASE,
 )

@@ -50,3 +50,11 @@ def test_batch_norm_running_statistics_are_torchs(device, dtype):
 
     compare(f"batch_norm running statistics [{device}, {dtype}]", by_hand, by_torch,
             {"x": x, **start}).check()
+
+
+def test_gelu_is_torchs_tanh_approximation(device, dtype):
+    judge_forward("gelu", lambda x: F.gelu(x["x"], approximate="tanh"), device, dtype)
+
+
+def test_gelu_erf_is_torchs_default(device, dtype):
+    judge_forward("gelu_erf", lambda x: F.gelu(x["x"]), device, dtype)

@@ -19,6 +19,7 @@ from cases.mlp_relu_mse import on_the_kink, reused_buffers
 from handgrad import DTYPES, opinions
 from handgrad.case import dtype_name
 from handgrad.mutants import planted
+from manual_grads import gelu, gelu_erf
 from manual_grads import mlp_relu_mse as mlp
 from manual_grads import softmax_cross_entropy as sce
 from manual_grads.layer_norm import normalize, normalize_backward
@@ -142,6 +143,18 @@ def batch_norm_over_features(inputs, grads):
     return normalize_backward(f, inputs["gamma"], inputs["v"], dim=-1)["x"]
 
 
+def gelu_slope_of_u(inputs, grads):
+    """tanh'(u) taken as ``1 - u^2``, not ``1 - tanh(u)^2``."""
+    x, f = inputs["x"], gelu.forward(inputs["x"])
+    d_u = grads["t"] * (1 - f["u"] ** 2)
+    return inputs["v"] * 0.5 * (1 + f["t"]) + d_u * gelu.C * (1 + 3 * gelu.K * x * x)
+
+
+def gelu_erf_by_the_tanh_slope(inputs, grads):
+    """The erf forward given the tanh form's derivative: off by up to 9e-4."""
+    return gelu.gradients(inputs["x"], inputs["v"])["x"]
+
+
 ZOO = [
     Wrong("linear_xw", "a row instead of a column (X^T r transposed)",
           changed("w", lambda i, g: g["w"].T)),
@@ -191,6 +204,14 @@ ZOO = [
           unbiased_variance(0), dtypes=("float64", "float32", "float16")),
     Wrong("batch_norm", "normalised over the features (layer norm's axis)",
           changed("x", batch_norm_over_features)),
+    Wrong("gelu", "the gate alone, v * 0.5 (1 + t): the slope of tanh dropped",
+          changed("x", lambda i, g: i["v"] * 0.5 * (1 + gelu.forward(i["x"])["t"]))),
+    Wrong("gelu", "tanh' taken as 1 - u^2", changed("x", gelu_slope_of_u)),
+    Wrong("gelu_erf", "the gate alone, v * Phi(x): x phi(x) dropped",
+          changed("x", lambda i, g: i["v"] * gelu_erf.forward(i["x"])["cdf"])),
+    # The two GELUs' slopes differ by at most 9e-4: below what half precision resolves.
+    Wrong("gelu_erf", "the tanh approximation's derivative", changed(
+        "x", gelu_erf_by_the_tanh_slope), dtypes=("float64", "float32")),
 ]
 
 
