@@ -6,6 +6,7 @@ To add a case, write ``manual_grads/<name>.py`` (SHAPES, forward, gradients) and
 
 from cases import (
     batch_norm,
+    embedding,
     gelu,
     gelu_erf,
     layer_norm,
@@ -29,4 +30,5 @@ CASES = registry(
     batch_norm.CASE,
     gelu.CASE,
     gelu_erf.CASE,
+    embedding.CASE,
 )

@@ -58,3 +58,8 @@ def test_gelu_is_torchs_tanh_approximation(device, dtype):
 
 def test_gelu_erf_is_torchs_default(device, dtype):
     judge_forward("gelu_erf", lambda x: F.gelu(x["x"]), device, dtype)
+
+
+def test_embedding_is_torchs_lookup(device, dtype):
+    judge_forward("embedding", lambda x: F.embedding(x["idx"], x["wte"]) + x["wpe"],
+                  device, dtype)

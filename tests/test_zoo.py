@@ -212,6 +212,11 @@ ZOO = [
     # The two GELUs' slopes differ by at most 9e-4: below what half precision resolves.
     Wrong("gelu_erf", "the tanh approximation's derivative", changed(
         "x", gelu_erf_by_the_tanh_slope), dtypes=("float64", "float32")),
+    Wrong("embedding", "scattered by assignment: of each repeated id, one row is kept",
+          changed("wte", lambda i, g: torch.zeros_like(i["wte"]).index_put_(
+              (i["idx"],), i["v"]))),
+    Wrong("embedding", "d_wpe from the first sequence only, not summed over the batch",
+          changed("wpe", lambda i, g: i["v"][0])),
 ]
 
 
