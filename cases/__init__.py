@@ -6,6 +6,7 @@ To add a case, write ``manual_grads/<name>.py`` (SHAPES, forward, gradients) and
 
 from cases import (
     batch_norm,
+    cross_entropy,
     embedding,
     gelu,
     gelu_erf,
@@ -31,4 +32,5 @@ CASES = registry(
     gelu.CASE,
     gelu_erf.CASE,
     embedding.CASE,
+    cross_entropy.CASE,
 )

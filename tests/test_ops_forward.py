@@ -63,3 +63,8 @@ def test_gelu_erf_is_torchs_default(device, dtype):
 def test_embedding_is_torchs_lookup(device, dtype):
     judge_forward("embedding", lambda x: F.embedding(x["idx"], x["wte"]) + x["wpe"],
                   device, dtype)
+
+
+def test_cross_entropy_is_torchs_with_class_ids(device, dtype):
+    judge_forward("cross_entropy", lambda x: F.cross_entropy(x["logits"], x["target"]),
+                  device, dtype)

@@ -155,6 +155,27 @@ def gelu_erf_by_the_tanh_slope(inputs, grads):
     return gelu.gradients(inputs["x"], inputs["v"])["x"]
 
 
+def cross_entropy_off_by_one(inputs, grads):
+    """``p - onehot`` with the id off by one: the next class pushed up, the right one down."""
+    logits, target = inputs["logits"], inputs["target"]
+    onehot = torch.nn.functional.one_hot((target + 1) % logits.shape[-1], logits.shape[-1])
+    return (logits.softmax(-1) - onehot.to(logits.dtype)) / logits.shape[0]
+
+
+def confident(case, device, dtype):
+    """A row the model is sure of: logits [0, 10], target 1, p[target] = 1 - 4.5e-5."""
+    inputs = {"logits": torch.tensor([[0.0, 10.0]], dtype=dtype, device=device),
+              "target": torch.tensor([1], device=device)}
+    yield case.verdict(inputs, draw="a confident row")
+
+
+def cross_entropy_by_subtraction(inputs, grads):
+    """``p - onehot`` by subtraction: at the target it cancels to p's rounding."""
+    logits, target = inputs["logits"], inputs["target"]
+    onehot = torch.nn.functional.one_hot(target, logits.shape[-1]).to(logits.dtype)
+    return (logits.softmax(-1) - onehot) / logits.shape[0]
+
+
 ZOO = [
     Wrong("linear_xw", "a row instead of a column (X^T r transposed)",
           changed("w", lambda i, g: g["w"].T)),
@@ -217,6 +238,12 @@ ZOO = [
               (i["idx"],), i["v"]))),
     Wrong("embedding", "d_wpe from the first sequence only, not summed over the batch",
           changed("wpe", lambda i, g: i["v"][0])),
+    Wrong("cross_entropy", "the softmax alone, the - onehot forgotten", changed(
+        "logits", lambda i, g: i["logits"].softmax(-1) / i["logits"].shape[0])),
+    Wrong("cross_entropy", "the one-hot row one class off (target + 1)",
+          changed("logits", cross_entropy_off_by_one)),
+    Wrong("cross_entropy", "1 - p at the target by subtraction, where p is near 1",
+          changed("logits", cross_entropy_by_subtraction), confident, only_there=True),
 ]
 
 
