@@ -77,8 +77,9 @@ def forward(logits: torch.Tensor, target: torch.Tensor) -> Tensors:
 def backward(f: Tensors, target: torch.Tensor, d_loss: torch.Tensor | float = 1.0
              ) -> Tensors:
     """The gradients given ``d_loss``, the upstream gradient of the loss (1 for the loss
-    itself), and ``f = forward(...)``. Returns ``d_picked``, ``d_log_p``, ``d_lse``,
-    ``d_shifted`` and ``d_logits``, keyed by name, in backward order. Unchecked."""
+    itself), ``f = forward(logits, target)`` and ``target``. Logits are ``(N, C)``: a
+    model's ``(B, T, V)`` goes in as ``(B T, V)``. Returns ``d_picked``, ``d_log_p``,
+    ``d_lse``, ``d_shifted`` and ``d_logits``, keyed by name, in backward order. Unchecked."""
     shifted = f["shifted"]
     n, c = shifted.shape
     onehot = target.unsqueeze(-1) == torch.arange(c, device=target.device)  # (N, C)

@@ -63,9 +63,9 @@ def forward(idx: torch.Tensor, wte: torch.Tensor, wpe: torch.Tensor) -> Tensors:
 
 
 def backward(idx: torch.Tensor, wte: torch.Tensor, d_out: torch.Tensor) -> Tensors:
-    """The gradients given ``d_out``, the upstream gradient of ``out``; ``wte`` gives the
-    table's size, dtype and device. ``idx`` may have any shape, ``d_out`` that shape and
-    ``C``. Returns ``d_tok``, ``d_wpe`` and ``d_wte``, keyed by name, in backward order."""
+    """The gradients given ``d_out (B, T, C)``, the upstream gradient of ``out``, and the
+    ids ``idx (B, T)``; ``wte`` gives the table's size, dtype and device. Returns ``d_tok``,
+    ``d_wpe`` and ``d_wte``, keyed by name, in backward order. Unchecked."""
     d_tok = d_out  # (B, T, C)  step 1: out = tok + wpe
     d_wpe = d_out.sum(0)  # (T, C)  step 1: wpe is shared by the B sequences
     d_wte = torch.zeros(wte.shape, dtype=wte.dtype, device=wte.device).index_put_(

@@ -40,8 +40,10 @@ Three terms, one per path from ``x`` to ``xhat``:
 - ``- <d_xhat> / std``: the mean path. Adding a constant to a row changes no ``xhat``, so
   ``d_x`` must sum to 0 along the row: its average is taken out;
 - ``- xhat <d_xhat * xhat> / std``: the variance path. Scaling a row's ``xc`` changes no
-  ``xhat`` either, so ``d_x`` must be orthogonal to ``xhat``: its projection on ``xhat``
-  (``sum_c xhat^2 = C var / (var + eps)``, about ``C``) is taken out.
+  ``xhat`` either (but for ``eps``), so ``d_x`` is orthogonal to ``xhat``: the component
+  of ``d_xhat`` along ``xhat`` is taken out (exactly its projection when ``eps = 0``, where
+  ``sum_c xhat^2 = C``; with ``eps`` that sum is ``C var / (var + eps)``, and the line
+  above is still exact).
 
 ``gradients_fused`` computes this line; ``gradients`` the six steps.
 
