@@ -7,6 +7,12 @@ its running statistics the buffers that call updates (``tests/test_ops_forward.p
 from handgrad import Case
 from manual_grads import batch_norm
 
+
+def walkthrough():
+    yield ("The steps' code is layer_norm's: normalize_backward, and for the fused form "
+           "normalize_backward_fused, with dim=0, the batch axis.")
+
+
 CASE = Case(
     name="batch_norm",
     source="beyond the articles: batch norm in training mode, over the batch axis",
@@ -18,4 +24,5 @@ CASE = Case(
     grad_output="v",
     dims={"N": 16, "C": 4},
     variants=("gradients_fused",),
+    walkthrough=walkthrough,
 )

@@ -68,8 +68,8 @@ def backward(idx: torch.Tensor, wte: torch.Tensor, d_out: torch.Tensor) -> Tenso
     ``d_wpe`` and ``d_wte``, keyed by name, in backward order. Unchecked."""
     d_tok = d_out  # (B, T, C)  step 1: out = tok + wpe
     d_wpe = d_out.sum(0)  # (T, C)  step 1: wpe is shared by the B sequences
-    d_wte = torch.zeros(wte.shape, dtype=wte.dtype, device=wte.device).index_put_(
-        (idx,), d_tok, accumulate=True)  # (V, C)  step 2: scatter-add of d_tok into rows idx
+    zeros = torch.zeros(wte.shape, dtype=wte.dtype, device=wte.device)  # (V, C)
+    d_wte = zeros.index_put_((idx,), d_tok, accumulate=True)  # (V, C)  step 2: scatter-add
     return {"tok": d_tok, "wpe": d_wpe, "wte": d_wte}
 
 
