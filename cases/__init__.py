@@ -5,6 +5,7 @@ To add a case, write ``manual_grads/<name>.py`` (SHAPES, forward, gradients) and
 """
 
 from cases import (
+    causal_self_attention,
     linear_xw,
     mlp_relu_mse,
     sgd_linear_regression,
@@ -21,4 +22,5 @@ CASES = registry(
     mlp_relu_mse.CASE,
     sgd_linear_regression.CASE,
     softmax_cross_entropy.CASE,
+    causal_self_attention.CASE,
 )
