@@ -108,10 +108,11 @@ def _inputs(x, w_qkv, b_qkv, w_proj, b_proj, v=None) -> dict[str, int]:
     return check(SHAPES, **given, **({} if v is None else {"v": v}))
 
 
-def _future(scores: torch.Tensor) -> torch.Tensor:
-    """``(T, T)``, True where the key comes after the query (``s > t``): masked."""
-    t = scores.shape[-1]
-    return torch.ones(t, t, dtype=torch.bool, device=scores.device).triu(1)
+def _future(q: torch.Tensor) -> torch.Tensor:
+    """``(T, T)`` for ``q (..., T, D)``: True where the key comes after the query
+    (``s > t``), the entries the mask hides."""
+    t = q.shape[-2]
+    return torch.ones(t, t, dtype=torch.bool, device=q.device).triu(1)
 
 
 def _heads(x, w_qkv, b_qkv) -> tuple[torch.Tensor, ...]:
@@ -121,10 +122,10 @@ def _heads(x, w_qkv, b_qkv) -> tuple[torch.Tensor, ...]:
     return qkv, q, k, val
 
 
-def _scores(q, k) -> tuple[torch.Tensor, torch.Tensor]:
+def _scores(q, k, future) -> tuple[torch.Tensor, torch.Tensor]:
     """``scores`` and ``masked`` for one head or all of them."""
     scores = q @ k.mT * q.shape[-1] ** -0.5
-    return scores, scores.masked_fill(_future(scores), float("-inf"))
+    return scores, scores.masked_fill(future, float("-inf"))
 
 
 def _project(merged, w_proj, b_proj) -> torch.Tensor:
@@ -135,7 +136,7 @@ def forward(x, w_qkv, b_qkv, w_proj, b_proj) -> Tensors:
     """The forward pass; returns every named value, ``y`` last."""
     _inputs(x, w_qkv, b_qkv, w_proj, b_proj)
     qkv, q, k, val = _heads(x, w_qkv, b_qkv)
-    scores, masked = _scores(q, k)
+    scores, masked = _scores(q, k, _future(q))
     row_max = masked.amax(-1, keepdim=True)
     shifted = masked - row_max
     e = shifted.exp()
@@ -160,7 +161,8 @@ def _linear_backward(inp, w, d_out):
 
 def _softmax_backward(p, d_p) -> torch.Tensor:
     """Step 4: ``p * d_p - p * sum_s(d_p * p)``, along the last axis."""
-    return p * d_p - p * (d_p * p).sum(-1, keepdim=True)
+    weighted = p * d_p
+    return weighted - p * weighted.sum(-1, keepdim=True)
 
 
 def _shift_backward(d_shifted, masked, row_max) -> torch.Tensor:
@@ -197,7 +199,7 @@ def backward(d_y, x, w_qkv, w_proj, saved: Tensors) -> Tensors:
     d_val = p.mT @ d_att  # (B, H, T, D)  step 3
     d_shifted = _softmax_backward(p, d_p)  # (B, H, T, T)  step 4: p * (d_p - sum(d_p p))
     d_masked = _shift_backward(d_shifted, masked, row_max)  # (B, H, T, T)  step 5
-    d_scores = d_masked.masked_fill(_future(d_masked), 0)  # (B, H, T, T)  step 6: the mask
+    d_scores = d_masked.masked_fill(_future(q), 0)  # (B, H, T, T)  step 6: the mask
     d_q = (d_scores * scale) @ k  # (B, H, T, D)  step 7: scores = q k^T scale
     d_k = (d_scores * scale).mT @ q  # (B, H, T, D)  step 7
     d_qkv = _qkv(d_q, d_k, d_val)  # (B, T, 3, H, D)  step 8: the slices back in place
@@ -222,9 +224,9 @@ def forward_saved(x, w_qkv, b_qkv, w_proj, b_proj) -> Tensors:
     values are freed before the next head's are computed."""
     _inputs(x, w_qkv, b_qkv, w_proj, b_proj)
     _, q, k, val = _heads(x, w_qkv, b_qkv)
-    row_max, row_sum, att = [], [], []
+    row_max, row_sum, att, future = [], [], [], _future(q)
     for h in range(q.shape[1]):
-        masked = _scores(q[:, h], k[:, h])[1]  # (B, T, T)
+        masked = _scores(q[:, h], k[:, h], future)[1]  # (B, T, T)
         row_max.append(masked.amax(-1, keepdim=True))
         e = (masked - row_max[h]).exp()
         row_sum.append(e.sum(-1, keepdim=True))
@@ -244,16 +246,16 @@ def backward_recompute(d_y, x, w_qkv, w_proj, saved: Tensors) -> Tensors:
     scale = q.shape[-1] ** -0.5
     d_merged, d_w_proj, d_b_proj = _linear_backward(merged, w_proj, d_y)  # step 1
     d_att = d_merged.transpose(1, 2)  # (B, H, T, D)  step 2
-    d_q, d_k, d_val = [], [], []
+    d_q, d_k, d_val, future = [], [], [], _future(q)
     for h in range(q.shape[1]):
-        masked = _scores(q[:, h], k[:, h])[1]  # (B, T, T)  the forward's, again
+        masked = _scores(q[:, h], k[:, h], future)[1]  # (B, T, T)  the forward's, again
         p = (masked - row_max[:, h]).exp().div_(row_sum[:, h])  # (B, T, T)  and its p
         d_val.append(p.mT @ d_att[:, h])  # (B, T, D)  step 3
         d_shifted = _softmax_backward(p, d_att[:, h] @ val[:, h].mT)  # steps 3 and 4
         del p
         d_scores = _shift_backward(d_shifted, masked, row_max[:, h])  # step 5
         del masked, d_shifted
-        d_scores = d_scores.masked_fill_(_future(d_scores), 0).mul_(scale)  # steps 6, 7
+        d_scores = d_scores.masked_fill_(future, 0).mul_(scale)  # steps 6 and 7
         d_q.append(d_scores @ k[:, h])  # (B, T, D)  step 7
         d_k.append(d_scores.mT @ q[:, h])  # (B, T, D)  step 7
     d_qkv = _qkv(*(torch.stack(d, 1) for d in (d_q, d_k, d_val)))  # step 8
