@@ -111,8 +111,8 @@ def _inputs(x, w_qkv, b_qkv, w_proj, b_proj, v=None) -> dict[str, int]:
 def _future(q: torch.Tensor) -> torch.Tensor:
     """``(T, T)`` for ``q (..., T, D)``: True where the key comes after the query
     (``s > t``), the entries the mask hides."""
-    t = q.shape[-2]
-    return torch.ones(t, t, dtype=torch.bool, device=q.device).triu(1)
+    position = torch.arange(q.shape[-2], device=q.device)
+    return position > position[:, None]  # key s (columns) > query t (rows)
 
 
 def _heads(x, w_qkv, b_qkv) -> tuple[torch.Tensor, ...]:
