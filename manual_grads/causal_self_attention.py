@@ -122,10 +122,9 @@ def _heads(x, w_qkv, b_qkv) -> tuple[torch.Tensor, ...]:
     return qkv, q, k, val
 
 
-def _scores(q, k, future) -> tuple[torch.Tensor, torch.Tensor]:
-    """``scores`` and ``masked`` for one head or all of them."""
-    scores = q @ k.mT * q.shape[-1] ** -0.5
-    return scores, scores.masked_fill(future, float("-inf"))
+def _scores(q, k) -> torch.Tensor:
+    """``scores`` for one head or all of them: ``q @ k^T``, then times the scale."""
+    return (q @ k.mT).mul_(q.shape[-1] ** -0.5)
 
 
 def _project(merged, w_proj, b_proj) -> torch.Tensor:
@@ -136,7 +135,8 @@ def forward(x, w_qkv, b_qkv, w_proj, b_proj) -> Tensors:
     """The forward pass; returns every named value, ``y`` last."""
     _inputs(x, w_qkv, b_qkv, w_proj, b_proj)
     qkv, q, k, val = _heads(x, w_qkv, b_qkv)
-    scores, masked = _scores(q, k, _future(q))
+    scores = _scores(q, k)
+    masked = scores.masked_fill(_future(q), float("-inf"))
     row_max = masked.amax(-1, keepdim=True)
     shifted = masked - row_max
     e = shifted.exp()
@@ -162,13 +162,13 @@ def _linear_backward(inp, w, d_out):
 def _softmax_backward(p, d_p) -> torch.Tensor:
     """Step 4: ``p * d_p - p * sum_s(d_p * p)``, along the last axis."""
     weighted = p * d_p
-    return weighted - p * weighted.sum(-1, keepdim=True)
+    return weighted.sub_(p * weighted.sum(-1, keepdim=True))
 
 
-def _shift_backward(d_shifted, masked, row_max) -> torch.Tensor:
-    """Step 5: ``d_shifted``, less its row sum at the row's largest entries (shared among
-    ties): ``row_max``'s gradient, 0 in exact arithmetic, as ``amax``'s backward has it."""
-    top = masked == row_max
+def _shift_backward(d_shifted, top) -> torch.Tensor:
+    """Step 5: ``d_shifted``, less its row sum where ``top`` (``masked == row_max``, the
+    row's largest entries, ties sharing): ``row_max``'s gradient, 0 in exact arithmetic,
+    as ``amax``'s backward has it."""
     return d_shifted - top * (d_shifted.sum(-1, keepdim=True) / top.sum(-1, keepdim=True))
 
 
@@ -198,7 +198,7 @@ def backward(d_y, x, w_qkv, w_proj, saved: Tensors) -> Tensors:
     d_p = d_att @ val.mT  # (B, H, T, T)  step 3: att = p @ val
     d_val = p.mT @ d_att  # (B, H, T, D)  step 3
     d_shifted = _softmax_backward(p, d_p)  # (B, H, T, T)  step 4: p * (d_p - sum(d_p p))
-    d_masked = _shift_backward(d_shifted, masked, row_max)  # (B, H, T, T)  step 5
+    d_masked = _shift_backward(d_shifted, masked == row_max)  # (B, H, T, T)  step 5
     d_scores = d_masked.masked_fill(_future(q), 0)  # (B, H, T, T)  step 6: the mask
     d_q = (d_scores * scale) @ k  # (B, H, T, D)  step 7: scores = q k^T scale
     d_k = (d_scores * scale).mT @ q  # (B, H, T, D)  step 7
@@ -226,9 +226,9 @@ def forward_saved(x, w_qkv, b_qkv, w_proj, b_proj) -> Tensors:
     _, q, k, val = _heads(x, w_qkv, b_qkv)
     row_max, row_sum, att, future = [], [], [], _future(q)
     for h in range(q.shape[1]):
-        masked = _scores(q[:, h], k[:, h], future)[1]  # (B, T, T)
+        masked = _scores(q[:, h], k[:, h]).masked_fill_(future, float("-inf"))  # (B, T, T)
         row_max.append(masked.amax(-1, keepdim=True))
-        e = (masked - row_max[h]).exp()
+        e = masked.sub_(row_max[h]).exp_()  # shifted, then its exp, over masked
         row_sum.append(e.sum(-1, keepdim=True))
         att.append(e.div_(row_sum[h]) @ val[:, h])  # p @ val, p written over e
     merged = torch.stack(att, 1).transpose(1, 2)
@@ -248,14 +248,14 @@ def backward_recompute(d_y, x, w_qkv, w_proj, saved: Tensors) -> Tensors:
     d_att = d_merged.transpose(1, 2)  # (B, H, T, D)  step 2
     d_q, d_k, d_val, future = [], [], [], _future(q)
     for h in range(q.shape[1]):
-        masked = _scores(q[:, h], k[:, h], future)[1]  # (B, T, T)  the forward's, again
-        p = (masked - row_max[:, h]).exp().div_(row_sum[:, h])  # (B, T, T)  and its p
+        masked = _scores(q[:, h], k[:, h]).masked_fill_(future, float("-inf"))  # (B, T, T)
+        top = masked == row_max[:, h]  # (B, T, T)  where each row's max is, for step 5
+        p = masked.sub_(row_max[:, h]).exp_().div_(row_sum[:, h])  # (B, T, T)  over masked
         d_val.append(p.mT @ d_att[:, h])  # (B, T, D)  step 3
         d_shifted = _softmax_backward(p, d_att[:, h] @ val[:, h].mT)  # steps 3 and 4
-        del p
-        d_scores = _shift_backward(d_shifted, masked, row_max[:, h])  # step 5
-        del masked, d_shifted
-        d_scores = d_scores.masked_fill_(future, 0).mul_(scale)  # steps 6 and 7
+        del p, masked
+        d_scores = _shift_backward(d_shifted, top).masked_fill_(future, 0).mul_(scale)
+        del d_shifted, top  # d_scores: steps 5 to 7, the scale taken in
         d_q.append(d_scores @ k[:, h])  # (B, T, D)  step 7
         d_k.append(d_scores.mT @ q[:, h])  # (B, T, D)  step 7
     d_qkv = _qkv(*(torch.stack(d, 1) for d in (d_q, d_k, d_val)))  # step 8
