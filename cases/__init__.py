@@ -6,6 +6,7 @@ To add a case, write ``manual_grads/<name>.py`` (SHAPES, forward, gradients) and
 
 from cases import (
     batch_norm,
+    causal_self_attention,
     cross_entropy,
     embedding,
     gelu,
@@ -33,4 +34,5 @@ CASES = registry(
     gelu_erf.CASE,
     embedding.CASE,
     cross_entropy.CASE,
+    causal_self_attention.CASE,
 )
