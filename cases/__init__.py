@@ -11,12 +11,14 @@ from cases import (
     embedding,
     gelu,
     gelu_erf,
+    gpt_block,
     layer_norm,
     linear_xw,
     mlp_relu_mse,
     sgd_linear_regression,
     softmax_cross_entropy,
     square_mean,
+    tiny_gpt,
     vector_backward,
 )
 from handgrad import registry
@@ -35,4 +37,6 @@ CASES = registry(
     embedding.CASE,
     cross_entropy.CASE,
     causal_self_attention.CASE,
+    gpt_block.CASE,
+    tiny_gpt.CASE,
 )
