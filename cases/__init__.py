@@ -5,6 +5,12 @@ To add a case, write ``manual_grads/<name>.py`` (SHAPES, forward, gradients) and
 """
 
 from cases import (
+    batch_norm,
+    cross_entropy,
+    embedding,
+    gelu,
+    gelu_erf,
+    layer_norm,
     linear_xw,
     mlp_relu_mse,
     sgd_linear_regression,
@@ -21,4 +27,10 @@ CASES = registry(
     mlp_relu_mse.CASE,
     sgd_linear_regression.CASE,
     softmax_cross_entropy.CASE,
+    layer_norm.CASE,
+    batch_norm.CASE,
+    gelu.CASE,
+    gelu_erf.CASE,
+    embedding.CASE,
+    cross_entropy.CASE,
 )

@@ -1,5 +1,5 @@
 """What only one case has: the MLP's buffered backward and its ReLU kink, the softmax's
-forward against torch's own cross-entropy."""
+forward against torch's own cross-entropy, the embedding's repeatable scatter-add."""
 
 import torch
 
@@ -64,3 +64,19 @@ def test_softmax_cross_entropy_forward_is_torchs(device, dtype):
     compare("loss", lambda x: {"loss": case.forward(x)["loss"]},
             lambda x: {"loss": torch.nn.functional.cross_entropy(x["logits"], x["target"])},
             inputs).check()
+
+
+def test_embedding_scatter_add_gives_the_same_bits_every_run(device):
+    """In torch's deterministic mode (the plugin's) on every device; on CUDA out of it too,
+    where ``index_put_(accumulate=True)`` sorts the ids instead of adding with atomics."""
+    case = BY_NAME["embedding"]
+    inputs = case.inputs(device, torch.float32, B=256, T=16, V=4, C=64)  # ~1000 repeats an id
+    first = case.manual(inputs)["wte"]
+    was = torch.are_deterministic_algorithms_enabled()
+    try:
+        for mode in (True, False) if device == "cuda" else (True,):
+            torch.use_deterministic_algorithms(mode)
+            for _ in range(3):
+                assert torch.equal(case.manual(inputs)["wte"], first), f"deterministic={mode}"
+    finally:
+        torch.use_deterministic_algorithms(was)

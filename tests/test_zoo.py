@@ -19,8 +19,10 @@ from cases.mlp_relu_mse import on_the_kink, reused_buffers
 from handgrad import DTYPES, opinions
 from handgrad.case import dtype_name
 from handgrad.mutants import planted
+from manual_grads import gelu, gelu_erf
 from manual_grads import mlp_relu_mse as mlp
 from manual_grads import softmax_cross_entropy as sce
+from manual_grads.layer_norm import normalize, normalize_backward
 
 BY_NAME = {case.name: case for case in CASES}
 
@@ -125,6 +127,55 @@ def softmax_shifted_by_the_mean(right):
     return gradients
 
 
+def unbiased_variance(dim: int) -> Callable:
+    """Step 4 with ``2 xc d_var / (n - 1)``: the variance differentiated as the unbiased
+    one (batch norm's running statistics), where the forward normalised by the biased."""
+    def change(inputs, grads):
+        xc = normalize(inputs["x"], inputs["gamma"], inputs["beta"], dim)["xc"]
+        n = xc.shape[dim]
+        return grads["x"] + 2 * xc * grads["var"] * (1 / (n - 1) - 1 / n)
+    return changed("x", change)
+
+
+def batch_norm_over_features(inputs, grads):
+    """Batch norm's backward taken over the features, layer norm's axis."""
+    f = normalize(inputs["x"], inputs["gamma"], inputs["beta"], dim=-1)
+    return normalize_backward(f, inputs["gamma"], inputs["v"], dim=-1)["x"]
+
+
+def gelu_slope_of_u(inputs, grads):
+    """tanh'(u) taken as ``1 - u^2``, not ``1 - tanh(u)^2``."""
+    x, f = inputs["x"], gelu.forward(inputs["x"])
+    d_u = grads["t"] * (1 - f["u"] ** 2)
+    return inputs["v"] * 0.5 * (1 + f["t"]) + d_u * gelu.C * (1 + 3 * gelu.K * x * x)
+
+
+def gelu_erf_by_the_tanh_slope(inputs, grads):
+    """The erf forward given the tanh form's derivative: off by up to 9e-4."""
+    return gelu.gradients(inputs["x"], inputs["v"])["x"]
+
+
+def cross_entropy_off_by_one(inputs, grads):
+    """``p - onehot`` with the id off by one: the next class pushed up, the right one down."""
+    logits, target = inputs["logits"], inputs["target"]
+    onehot = torch.nn.functional.one_hot((target + 1) % logits.shape[-1], logits.shape[-1])
+    return (logits.softmax(-1) - onehot.to(logits.dtype)) / logits.shape[0]
+
+
+def confident(case, device, dtype):
+    """A row the model is sure of: logits [0, 10], target 1, p[target] = 1 - 4.5e-5."""
+    inputs = {"logits": torch.tensor([[0.0, 10.0]], dtype=dtype, device=device),
+              "target": torch.tensor([1], device=device)}
+    yield case.verdict(inputs, draw="a confident row")
+
+
+def cross_entropy_by_subtraction(inputs, grads):
+    """``p - onehot`` by subtraction: at the target it cancels to p's rounding."""
+    logits, target = inputs["logits"], inputs["target"]
+    onehot = torch.nn.functional.one_hot(target, logits.shape[-1]).to(logits.dtype)
+    return (logits.softmax(-1) - onehot) / logits.shape[0]
+
+
 ZOO = [
     Wrong("linear_xw", "a row instead of a column (X^T r transposed)",
           changed("w", lambda i, g: g["w"].T)),
@@ -164,6 +215,35 @@ ZOO = [
                                 - i["target"]) / i["logits"].shape[0])),
     Wrong("softmax_cross_entropy", "log-sum-exp shifted by the row mean, not the max",
           softmax_shifted_by_the_mean, draw("magnitudes"), only_there=True),
+    Wrong("layer_norm", "the mean taken as a constant: d_x = d_xc",
+          changed("x", lambda i, g: g["xc"])),
+    # The unbiased variance moves d_x by about 2 % of its largest entry at these sizes:
+    # within bfloat16's rounding of the steps on the way (its detection limit is 10 %).
+    Wrong("layer_norm", "the variance differentiated as unbiased, 2 xc / (C - 1)",
+          unbiased_variance(-1), dtypes=("float64", "float32", "float16")),
+    Wrong("batch_norm", "the running statistics' unbiased variance in step 4",
+          unbiased_variance(0), dtypes=("float64", "float32", "float16")),
+    Wrong("batch_norm", "normalised over the features (layer norm's axis)",
+          changed("x", batch_norm_over_features)),
+    Wrong("gelu", "the gate alone, v * 0.5 (1 + t): the slope of tanh dropped",
+          changed("x", lambda i, g: i["v"] * 0.5 * (1 + gelu.forward(i["x"])["t"]))),
+    Wrong("gelu", "tanh' taken as 1 - u^2", changed("x", gelu_slope_of_u)),
+    Wrong("gelu_erf", "the gate alone, v * Phi(x): x phi(x) dropped",
+          changed("x", lambda i, g: i["v"] * gelu_erf.forward(i["x"])["cdf"])),
+    # The two GELUs' slopes differ by at most 9e-4: below what half precision resolves.
+    Wrong("gelu_erf", "the tanh approximation's derivative", changed(
+        "x", gelu_erf_by_the_tanh_slope), dtypes=("float64", "float32")),
+    Wrong("embedding", "scattered by assignment: of each repeated id, one row is kept",
+          changed("wte", lambda i, g: torch.zeros_like(i["wte"]).index_put_(
+              (i["idx"],), i["v"]))),
+    Wrong("embedding", "d_wpe from the first sequence only, not summed over the batch",
+          changed("wpe", lambda i, g: i["v"][0])),
+    Wrong("cross_entropy", "the softmax alone, the - onehot forgotten", changed(
+        "logits", lambda i, g: i["logits"].softmax(-1) / i["logits"].shape[0])),
+    Wrong("cross_entropy", "the one-hot row one class off (target + 1)",
+          changed("logits", cross_entropy_off_by_one)),
+    Wrong("cross_entropy", "1 - p at the target by subtraction, where p is near 1",
+          changed("logits", cross_entropy_by_subtraction), confident, only_there=True),
 ]
 
 
