@@ -19,7 +19,8 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.mlp_forms import CASE, DTYPE, FORMS, SIZES, too_big
+from benchmarks.mlp_forms import DTYPE, FORMS, SIZES, article_inputs, too_big
+from cases.mlp_relu_mse import ARTICLE_DIMS
 
 MEASURED = ("autograd", "manual", "buffered", "broadcast")
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,7 +54,7 @@ def peak_cuda(run) -> int:
 
 def child(form: str, n: int, device: str) -> int:
     torch.set_num_threads(1)
-    inputs = CASE.inputs(device, DTYPE, N=n)
+    inputs = article_inputs(device, n)
     measure = peak_cuda if device == "cuda" else peak_cpu
     return measure(lambda: FORMS[form](inputs)())
 
@@ -70,7 +71,7 @@ def table(sizes, forms, device) -> list[str]:
     lines = ["| MiB at peak | " + " | ".join(f"N={n}" for n in sizes) + " |",
              "| --- |" + " ---: |" * len(sizes),
              "| *`x`, the input, for scale* | "
-             + " | ".join(f"*{n * CASE.dims['D'] * DTYPE.itemsize / mib:.1f}*" for n in sizes)
+             + " | ".join(f"*{n * ARTICLE_DIMS['D'] * DTYPE.itemsize / mib:.1f}*" for n in sizes)
              + " |"]
     for form in forms:
         cells = ["skipped (over 2 GB)" if too_big(form, n)

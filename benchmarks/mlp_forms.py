@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import torch
 
-from cases.mlp_relu_mse import CASE
+from cases.mlp_relu_mse import ARTICLE_DIMS, CASE
 from manual_grads import mlp_relu_mse as mlp
 
 Tensors = dict[str, torch.Tensor]
@@ -27,6 +27,11 @@ Tensors = dict[str, torch.Tensor]
 SIZES = (100, 1_000, 10_000, 100_000)
 DTYPE = torch.float32  # what training runs in, and what the figures are for
 BROADCAST_LIMIT = 2 * 10**9  # bytes of one (N, D, H) product tensor of the broadcast form
+
+
+def article_inputs(device: str, n: int) -> Tensors:
+    """The case's inputs at the article's sizes, with ``n`` samples."""
+    return CASE.inputs(device, DTYPE, **{**ARTICLE_DIMS, "N": n})
 
 
 def autograd(inputs: Tensors) -> Callable[[], Tensors]:
@@ -75,7 +80,7 @@ FORMS: dict[str, Callable[[Tensors], Callable[[], Tensors]]] = {
 }
 def too_big(form: str, n: int, dtype: torch.dtype = DTYPE) -> str | None:
     """Why ``form`` does not run at batch size ``n``, or ``None`` where it does."""
-    size = n * CASE.dims["D"] * CASE.dims["H"] * dtype.itemsize
+    size = n * ARTICLE_DIMS["D"] * ARTICLE_DIMS["H"] * dtype.itemsize
     if form == "broadcast" and size > BROADCAST_LIMIT:
         return (f"broadcast form at N={n}: its (N, D, H) product tensor is {size / 1e9:.1f} GB,"
                 f" over the {BROADCAST_LIMIT / 1e9:.0f} GB limit")

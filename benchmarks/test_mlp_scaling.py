@@ -10,13 +10,13 @@ from functools import lru_cache
 
 import pytest
 
-from benchmarks.mlp_forms import CASE, DTYPE, FORMS, SIZES, too_big
+from benchmarks.mlp_forms import CASE, FORMS, SIZES, article_inputs, too_big
 from handgrad import measure
 
 
 @lru_cache(maxsize=1)  # the tests run size by size; keep one size's tensors at a time
 def prepared(device: str, n: int):
-    inputs = CASE.inputs(device, DTYPE, N=n)
+    inputs = article_inputs(device, n)
     return inputs, measure(CASE.reference, inputs)
 
 

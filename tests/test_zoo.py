@@ -17,7 +17,6 @@ import torch
 from cases import CASES
 from cases.mlp_relu_mse import on_the_kink, reused_buffers
 from handgrad import DTYPES, opinions
-from handgrad.case import dtype_name
 from handgrad.mutants import planted
 from manual_grads import gelu, gelu_erf
 from manual_grads import mlp_relu_mse as mlp
@@ -36,6 +35,7 @@ def kink(case, device, dtype):
 
 
 ON_THE_DEFAULT_DRAW = draw("default")
+LARGE = draw("large")  # seconds a dtype: these entries are marked slow
 
 
 @dataclass(frozen=True)
@@ -194,7 +194,7 @@ ZOO = [
         "b1", lambda i, g: g["l1"].sum(1))),
     Wrong("mlp_relu_mse", "d_w1 transposed", changed("w1", lambda i, g: g["w1"].T)),
     Wrong("mlp_relu_mse", "d_w1 summed over the first 1000 rows only (a chunking bug)",
-          changed("w1", lambda i, g: i["x"][:1000].T @ g["l1"][:1000]), draw("large"),
+          changed("w1", lambda i, g: i["x"][:1000].T @ g["l1"][:1000]), LARGE,
           only_there=True),
     Wrong("mlp_relu_mse", "x read as if contiguous in d_w1",
           changed("w1", lambda i, g: as_if_contiguous(i["x"]).T @ g["l1"]), draw("layouts"),
@@ -247,11 +247,12 @@ ZOO = [
 ]
 
 
-ENTRIES = [(w, DTYPES[d]) for w in ZOO for d in w.dtypes]
+ENTRIES = [pytest.param(w, DTYPES[d], id=f"{w.case}: {w.label}-{d}",
+                        marks=[pytest.mark.slow] * (w.caught_by is LARGE))
+           for w in ZOO for d in w.dtypes]
 
 
-@pytest.mark.parametrize(("entry", "dtype"), ENTRIES,
-                         ids=[f"{w.case}: {w.label}-{dtype_name(d)}" for w, d in ENTRIES])
+@pytest.mark.parametrize(("entry", "dtype"), ENTRIES)
 def test_wrong_gradient_is_rejected(entry, dtype, device):
     case = BY_NAME[entry.case]
     right = getattr(case.module, entry.form)
