@@ -48,12 +48,13 @@ Backward, read from the bottom up:
 
    the softmax's backward: each row of ``d_p`` loses its average under ``p``, then is
    weighted by ``p``. The code keeps the three lines, autograd's order, not the closed
-   form: in half precision ``p`` is ``1 / row_sum`` rounded, and the closed form multiplies
+   form: in half precision ``p`` is ``e / row_sum`` rounded, and the closed form multiplies
    by it where the chain divides by ``row_sum`` itself. Where a row's scores tie (every
-   ``e`` is 1), the chain's division is exact and the closed form carries ``p``'s rounding,
-   the same sign along the row, into ``d_k``'s sums: with the keys all 0 and ``x`` 0 or
-   1000, ``d_b_qkv`` came out at -0.0078 in bfloat16 where autograd's is 0 and the truth
-   -2e-16: 15926 times autograd's error.
+   ``e`` is 1, ``row_sum`` a whole number), the chain's rounding cancels in ``d_k``'s sums
+   and the closed form's does not. On such inputs, found by hypothesis
+   (the case's ``tied_scores``), ``d_b_qkv`` is 0 in exact arithmetic
+   and autograd's comes out at 0 in bfloat16, ``p * d_p - p * sum`` at -0.0078 (15926
+   times autograd's error); in float16, ``p * (d_p - sum)`` at 9.7 times autograd's.
 5. ``shifted = masked - row_max``, and ``row_max = max_s masked`` depends on ``masked``
    too, at the row's largest entry (shared among ties, as ``amax``'s backward does):
    ``d_masked = d_shifted + d_row_max`` there, with ``d_row_max = -sum_r d_shifted[r] =
