@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmarks import paired, summary
+from benchmarks import paired, summary, sweep
 
 WARMUP_ITERATIONS = 10  # calls before the timed rounds: allocator, thread pool, GEMM set-up
 RESULTS = pytest.StashKey[list]()
@@ -65,6 +65,13 @@ def _group(item) -> tuple:
         return (item.nodeid,)
     return (item.path, getattr(params.get("case"), "name", None), params.get("n"),
             params.get("device"))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _free_sweep_tensors():
+    """A sweep keeps one size's tensors between its tests; let them go after the module."""
+    yield
+    sweep.clear()
 
 
 @pytest.fixture

@@ -1,29 +1,35 @@
-"""Peak memory of one forward and backward of the MLP, per form and batch size.
+"""Peak memory of one forward and backward, per form and size: the MLP's, or attention's.
 
-    python -m benchmarks.memory                   # CPU: the README's table
-    python -m benchmarks.memory --device cuda     # on a GPU
+    python -m benchmarks.memory                     # CPU: the MLP's table in the README
+    python -m benchmarks.memory --suite attention   # attention at T = 256 and 1024
+    python -m benchmarks.memory --device cuda       # on a GPU
 
-Each figure comes from a fresh process, which draws the inputs, then measures how much
+A suite is a module of forms (``SUITES``): ``mlp_forms`` or ``attention_forms``, each with
+its ``FORMS``, ``SIZES``, ``draw(device, size)`` and the forms it has figures for. Each
+figure comes from a fresh process, which draws the inputs, then measures how much
 memory the form adds at its peak over one call, its set-up included (``buffered``
 allocates its buffers there): on the CPU the peak resident set size (``VmHWM``, its
 high-water mark first reset to the current size through Linux's ``/proc/self/clear_refs``,
 so that drawing the inputs in float64 does not hide it); on CUDA
-``torch.cuda.max_memory_allocated``. The GEMM floor has no figure: it is
+``torch.cuda.max_memory_allocated``. The MLP's GEMM floor has no figure: it is
 handed operands that a real backward would have had to compute.
 """
 
 import argparse
+import importlib
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import torch
 
-from benchmarks.mlp_forms import DTYPE, FORMS, SIZES, article_inputs, too_big
-from cases.mlp_relu_mse import ARTICLE_DIMS
-
-MEASURED = ("autograd", "manual", "buffered", "broadcast")
+SUITES = {"mlp": "benchmarks.mlp_forms", "attention": "benchmarks.attention_forms"}
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def suite(name: str) -> ModuleType:
+    return importlib.import_module(SUITES[name])
 
 
 def peak_rss() -> int:
@@ -52,30 +58,32 @@ def peak_cuda(run) -> int:
     return torch.cuda.max_memory_allocated() - before
 
 
-def child(form: str, n: int, device: str) -> int:
+def child(suite_name: str, form: str, n: int, device: str) -> int:
     torch.set_num_threads(1)
-    inputs = article_inputs(device, n)
+    forms = suite(suite_name)
+    inputs = forms.draw(device, n)
     measure = peak_cuda if device == "cuda" else peak_cpu
-    return measure(lambda: FORMS[form](inputs)())
+    return measure(lambda: forms.FORMS[form](inputs)())
 
 
-def measured(form: str, n: int, device: str) -> int:
+def measured(form: str, n: int, device: str, suite_name: str = "mlp") -> int:
     """``child`` in a fresh Python process: nothing freed earlier can be reused."""
-    args = [sys.executable, "-m", "benchmarks.memory", "--child", form, str(n), device]
+    args = [sys.executable, "-m", "benchmarks.memory", "--child", suite_name, form, str(n),
+            device]
     done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, check=True)
     return int(done.stdout.split()[-1])
 
 
-def table(sizes, forms, device) -> list[str]:
-    mib = 2**20
-    lines = ["| MiB at peak | " + " | ".join(f"N={n}" for n in sizes) + " |",
+def table(sizes, forms, device, suite_name: str = "mlp") -> list[str]:
+    mib, module = 2**20, suite(suite_name)
+    label = module.scale(sizes[0])[0]
+    lines = ["| MiB at peak | " + " | ".join(f"{module.SIZE}={n}" for n in sizes) + " |",
              "| --- |" + " ---: |" * len(sizes),
-             "| *`x`, the input, for scale* | "
-             + " | ".join(f"*{n * ARTICLE_DIMS['D'] * DTYPE.itemsize / mib:.1f}*" for n in sizes)
-             + " |"]
+             f"| *{label}* | "
+             + " | ".join(f"*{module.scale(n)[1] / mib:.1f}*" for n in sizes) + " |"]
     for form in forms:
-        cells = ["skipped (over 2 GB)" if too_big(form, n)
-                 else f"{measured(form, n, device) / mib:.1f}" for n in sizes]
+        cells = ["skipped (over 2 GB)" if module.too_big(form, n)
+                 else f"{measured(form, n, device, suite_name) / mib:.1f}" for n in sizes]
         lines.append(f"| {form} | " + " | ".join(cells) + " |")
     return lines
 
@@ -83,19 +91,26 @@ def table(sizes, forms, device) -> list[str]:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.memory",
                                      description=__doc__.splitlines()[0])
+    parser.add_argument("--suite", default="mlp", choices=SUITES)
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    parser.add_argument("--sizes", type=int, nargs="+", default=SIZES)
-    parser.add_argument("--forms", nargs="+", default=MEASURED, choices=MEASURED)
-    parser.add_argument("--child", nargs=3, metavar=("FORM", "N", "DEVICE"),
+    parser.add_argument("--sizes", type=int, nargs="+", help="default: the suite's SIZES")
+    parser.add_argument("--forms", nargs="+", help="default: every form the suite measures")
+    parser.add_argument("--child", nargs=4, metavar=("SUITE", "FORM", "SIZE", "DEVICE"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device here (torch.cuda.is_available() is False)")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA device here (torch.cuda.is_available() is False)")
     if args.child:
-        form, n, device = args.child
-        print(child(form, int(n), device))
-    else:
-        print("\n".join(table(args.sizes, args.forms, args.device)))
+        suite_name, form, n, device = args.child
+        print(child(suite_name, form, int(n), device))
+        return
+    module = suite(args.suite)
+    forms = args.forms or module.MEASURED
+    if unknown := sorted(set(forms) - set(module.MEASURED)):
+        parser.error(f"--forms: {unknown} not among {args.suite}'s {list(module.MEASURED)}")
+    print("\n".join(table(args.sizes or module.SIZES, forms, args.device, args.suite)))
 
 
 if __name__ == "__main__":

@@ -25,13 +25,18 @@ from manual_grads import mlp_relu_mse as mlp
 Tensors = dict[str, torch.Tensor]
 
 SIZES = (100, 1_000, 10_000, 100_000)
+SIZE = "N"
 DTYPE = torch.float32  # what training runs in, and what the figures are for
 BROADCAST_LIMIT = 2 * 10**9  # bytes of one (N, D, H) product tensor of the broadcast form
 
 
-def article_inputs(device: str, n: int) -> Tensors:
-    """The case's inputs at the article's sizes, with ``n`` samples."""
+def draw(device: str, n: int) -> Tensors:
     return CASE.inputs(device, DTYPE, **{**ARTICLE_DIMS, "N": n})
+
+
+def scale(n: int) -> tuple[str, int]:
+    """What a row of the memory table is measured against: ``x``, the input."""
+    return "`x`, the input, for scale", n * ARTICLE_DIMS["D"] * DTYPE.itemsize
 
 
 def autograd(inputs: Tensors) -> Callable[[], Tensors]:
@@ -78,6 +83,10 @@ FORMS: dict[str, Callable[[Tensors], Callable[[], Tensors]]] = {
     "broadcast": broadcast,
     "floor": floor,
 }
+BASELINES = ("autograd", "floor")  # what every form's time is divided by, or divides
+MEASURED = ("autograd", "manual", "buffered", "broadcast")  # the floor has no memory figure
+
+
 def too_big(form: str, n: int, dtype: torch.dtype = DTYPE) -> str | None:
     """Why ``form`` does not run at batch size ``n``, or ``None`` where it does."""
     size = n * ARTICLE_DIMS["D"] * ARTICLE_DIMS["H"] * dtype.itemsize

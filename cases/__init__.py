@@ -22,6 +22,7 @@ NAMES = (
     "gelu_erf",
     "embedding",
     "cross_entropy",
+    "causal_self_attention",
 )
 
 CASES = registry(*(import_module(f"cases.{name}").CASE for name in NAMES))
