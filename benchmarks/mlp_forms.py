@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import torch
 
-from cases.mlp_relu_mse import CASE
+from cases.mlp_relu_mse import ARTICLE_DIMS, CASE
 from manual_grads import mlp_relu_mse as mlp
 
 Tensors = dict[str, torch.Tensor]
@@ -31,12 +31,12 @@ BROADCAST_LIMIT = 2 * 10**9  # bytes of one (N, D, H) product tensor of the broa
 
 
 def draw(device: str, n: int) -> Tensors:
-    return CASE.inputs(device, DTYPE, N=n)
+    return CASE.inputs(device, DTYPE, **{**ARTICLE_DIMS, "N": n})
 
 
 def scale(n: int) -> tuple[str, int]:
     """What a row of the memory table is measured against: ``x``, the input."""
-    return "`x`, the input, for scale", n * CASE.dims["D"] * DTYPE.itemsize
+    return "`x`, the input, for scale", n * ARTICLE_DIMS["D"] * DTYPE.itemsize
 
 
 def autograd(inputs: Tensors) -> Callable[[], Tensors]:
@@ -89,7 +89,7 @@ MEASURED = ("autograd", "manual", "buffered", "broadcast")  # the floor has no m
 
 def too_big(form: str, n: int, dtype: torch.dtype = DTYPE) -> str | None:
     """Why ``form`` does not run at batch size ``n``, or ``None`` where it does."""
-    size = n * CASE.dims["D"] * CASE.dims["H"] * dtype.itemsize
+    size = n * ARTICLE_DIMS["D"] * ARTICLE_DIMS["H"] * dtype.itemsize
     if form == "broadcast" and size > BROADCAST_LIMIT:
         return (f"broadcast form at N={n}: its (N, D, H) product tensor is {size / 1e9:.1f} GB,"
                 f" over the {BROADCAST_LIMIT / 1e9:.0f} GB limit")

@@ -1,42 +1,30 @@
 """handgrad's own cases: one record a module, and the registry ``CASES``.
 
 To add a case, write ``manual_grads/<name>.py`` (SHAPES, forward, gradients) and
-``cases/<name>.py`` with its ``CASE``, and add ``<name>`` to the import list below.
+``cases/<name>.py`` with its ``CASE``, and add ``"<name>"`` to ``NAMES`` below: the one
+line. The order of ``NAMES`` is the order of every table.
 """
 
-from cases import (
-    batch_norm,
-    causal_self_attention,
-    cross_entropy,
-    embedding,
-    gelu,
-    gelu_erf,
-    gpt_block,
-    layer_norm,
-    linear_xw,
-    mlp_relu_mse,
-    sgd_linear_regression,
-    softmax_cross_entropy,
-    square_mean,
-    tiny_gpt,
-    vector_backward,
-)
+from importlib import import_module
+
 from handgrad import registry
 
-CASES = registry(
-    linear_xw.CASE,
-    square_mean.CASE,
-    vector_backward.CASE,
-    mlp_relu_mse.CASE,
-    sgd_linear_regression.CASE,
-    softmax_cross_entropy.CASE,
-    layer_norm.CASE,
-    batch_norm.CASE,
-    gelu.CASE,
-    gelu_erf.CASE,
-    embedding.CASE,
-    cross_entropy.CASE,
-    causal_self_attention.CASE,
-    gpt_block.CASE,
-    tiny_gpt.CASE,
+NAMES = (
+    "linear_xw",
+    "square_mean",
+    "vector_backward",
+    "mlp_relu_mse",
+    "sgd_linear_regression",
+    "softmax_cross_entropy",
+    "layer_norm",
+    "batch_norm",
+    "gelu",
+    "gelu_erf",
+    "embedding",
+    "cross_entropy",
+    "causal_self_attention",
+    "gpt_block",
+    "tiny_gpt",
 )
+
+CASES = registry(*(import_module(f"cases.{name}").CASE for name in NAMES))

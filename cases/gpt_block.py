@@ -16,7 +16,8 @@ reductions (a gradient averaged over an axis) passed. Over the square root of th
 autograd's error on the default draw is 1% of the gradient in bfloat16 and 0.1% in
 float16, and every generic mutant fails.
 
-And the generated shapes hold T to ``T_MOST`` (and ``tiny_gpt``'s L to ``L_MOST``).
+And the generated shapes hold T to ``T_MOST`` (and ``tiny_gpt``'s L to ``L_MOST``), by
+``Case.most``.
 Hypothesis bounds the product of all the sizes, but attention keeps ``(B, H, T, T)``
 tensors, B H T times T: a draw of T = 16384, every other size 1, makes each a 2 GiB float64
 tensor, autograd's graph holds five of them and the hand backward as many again, and the
@@ -43,18 +44,12 @@ T_MOST, L_MOST = 64, 4
 class GptCase(Case):
     """A case whose inputs in ``fan_in`` (a name, and the size symbols its fan-in
     multiplies) are drawn standard normal over the square root of that fan-in, as a layer's
-    initial weights are; every other input as ``Case.inputs`` draws it. A size symbol in
-    ``most`` is never drawn larger than its value there (the module docstring says why):
-    ``shape``, which every draw goes through, hypothesis's too, holds it there."""
+    initial weights are; every other input as ``Case.inputs`` draws it."""
 
     fan_in: Mapping[str, str] = field(default_factory=dict)
-    most: Mapping[str, int] = field(default_factory=dict)
-
-    def shape(self, name: str, sizes: Mapping[str, int]) -> tuple[int, ...]:
-        return super().shape(name, {k: min(n, self.most.get(k, n)) for k, n in sizes.items()})
 
     def inputs(self, device="cpu", dtype=torch.float64, seed: int = 0, **dims: int):
-        sizes = {k: min(n, self.most.get(k, n)) for k, n in {**self.dims, **dims}.items()}
+        sizes = {**self.dims, **dims}
         drawn = super().inputs(seed=seed, **dims)  # float64 on the CPU: scaled, then cast
         for name, symbols in self.fan_in.items():
             drawn[name] = drawn[name] / math.sqrt(math.prod(sizes[s] for s in symbols.split()))

@@ -54,7 +54,7 @@ def gpt2_init(device="cpu", dtype=torch.float64, seed: int = 0, **dims: int) -> 
     sizes = {**CASE.dims, **dims}
     gen = torch.Generator().manual_seed(CASE.seed + 100 + seed)
     drawn = {}
-    for name in tiny_gpt.PARAMETERS:  # at the sizes asked for: CASE.most holds draws only
+    for name in tiny_gpt.PARAMETERS:
         shape = tuple(int(s) if s.isdigit() else sizes[s] for s in tiny_gpt.SHAPES[name].split())
         if name.endswith("gamma"):
             drawn[name] = torch.ones(shape, dtype=torch.float64)

@@ -55,7 +55,9 @@ class Case:
     ``output.backward(v)``. A form named in ``full_precision_only`` is checked in float32
     and float64 only (say why beside it). ``dims`` are the default sizes; ``large``
     overrides the sizes of the large draw (by default the batch axis, ``dims``' first
-    symbol, at ``LARGE_BATCH`` or four times its default, whichever is more).
+    symbol, at ``LARGE_BATCH`` or four times its default, whichever is more). ``most``
+    caps a size symbol in the generated shapes, where a size costs more than its share of
+    the product of sizes that bounds a draw (attention's ``(B, H, T, T)`` grows as T^2).
     ``examples`` are worked examples with the numbers their source prints;
     ``walkthrough`` yields more lines for ``python -m cases NAME --walkthrough``.
     """
@@ -72,6 +74,7 @@ class Case:
     variants: tuple[str, ...] = ()
     full_precision_only: tuple[str, ...] = ()
     large: Mapping[str, int] = field(default_factory=dict)
+    most: Mapping[str, int] = field(default_factory=dict)
     examples: Sequence[Example] = ()
     walkthrough: Callable[[], Iterator[str]] | None = None  # more lines for the walkthrough
 

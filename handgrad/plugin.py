@@ -42,7 +42,8 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     config.addinivalue_line("markers", "cuda: runs on a CUDA device; skipped where no GPU is "
                                        "present (failed with --require-cuda)")
-    config.addinivalue_line("markers", "slow: takes seconds; skipped unless --run-slow")
+    config.addinivalue_line("markers", "slow: takes seconds (large sizes, whole runs); skipped "
+                                       "with the reason unless --run-slow")
     # torch.func's first use runs torch.jit.script inside torch itself (torch 2.13).
     config.addinivalue_line("filterwarnings",
                             "ignore:`torch.jit.script` is deprecated:DeprecationWarning")
@@ -141,7 +142,7 @@ def pytest_generate_tests(metafunc):
 
 def pytest_runtest_setup(item):
     if item.get_closest_marker("slow") and not item.config.getoption("run_slow"):
-        pytest.skip("slow (large sizes): run with --run-slow")
+        pytest.skip("slow: run with --run-slow")
     params = getattr(item, "callspec", None)
     params = params.params if params else {}
     if params.get("device") == "cuda" and not torch.cuda.is_available():

@@ -89,7 +89,7 @@ def _row(case: Case, device: str, dtype: str, check: str, run: Callable) -> Row:
 
 
 def generic_mutants_rejected(case: Case, device, dtype) -> bool:
-    inputs = case.inputs(device, dtype, **case.small_dims)
+    inputs = case.inputs(device, dtype)
     right, measured = case.manual(inputs), measure(case.reference, inputs)
     return all(not measured.judge(m.label, m.apply(right, inputs)).passed
                for m in mutants.generic(case, dtype))

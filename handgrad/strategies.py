@@ -24,12 +24,14 @@ MAGNITUDES = st.sampled_from([1e-3, 1e-1, 1.0, 1e1, 1e3])
 
 @st.composite
 def sizes(draw, case: Case) -> dict[str, int]:
-    """A size for every symbol, log-uniform, their product at most ``MAX_ELEMENTS``."""
+    """A size for every symbol, log-uniform, their product at most ``MAX_ELEMENTS``, none
+    above its cap in ``case.most``."""
     drawn: dict[str, int] = {}
     left = MAX_ELEMENTS
     for symbol in draw(st.permutations(list(case.dims))):  # no symbol always gets the most
-        octave = draw(st.integers(0, int(math.log2(left))), label=f"{symbol} octave")
-        size = draw(st.integers(2**octave, min(2 ** (octave + 1) - 1, left)), label=symbol)
+        most = min(left, case.most.get(symbol, left))
+        octave = draw(st.integers(0, int(math.log2(most))), label=f"{symbol} octave")
+        size = draw(st.integers(2**octave, min(2 ** (octave + 1) - 1, most)), label=symbol)
         drawn[symbol] = size
         left //= size
     return drawn

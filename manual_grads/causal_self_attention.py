@@ -10,8 +10,9 @@ GPT-2 has C = H D, which ``SHAPES`` cannot say, so here C is a size of its own):
               -inf where s > t
     row_max = max_s masked                (B, H, T, 1)
     shifted = masked - row_max            (B, H, T, T)
-    row_sum = sum_s exp(shifted)          (B, H, T, 1)
-    p       = exp(shifted) / row_sum      (B, H, T, T)     softmax over the keys s
+    e       = exp(shifted)                (B, H, T, T)
+    row_sum = sum_s e                     (B, H, T, 1)
+    p       = e / row_sum                 (B, H, T, T)     softmax over the keys s
     att     = p @ val                     (B, H, T, D)     each head's output
     merged  = att, heads side by side     (B, T, H, D)
     y       = merged @ w_proj + b_proj    (B, T, C)        w_proj (H, D, C), b_proj (C,)
@@ -36,18 +37,24 @@ Backward, read from the bottom up:
 2. ``merged`` only moves the head axis: ``d_att = d_merged`` moved back ``(B, H, T, D)``.
 3. ``att[t] = sum_s p[t, s] val[s]`` per head: ``d_p = d_att @ val^T (B, H, T, T)`` and
    ``d_val = p^T @ d_att (B, H, T, D)``.
-4. The softmax ``p[s] = exp(shifted[s]) / sum_r exp(shifted[r])`` along a row has
-   ``d p[s] / d shifted[r] = p[s] (delta_sr - p[r])``, so
-   ``d_shifted[r] = sum_s d_p[s] p[s] (delta_sr - p[r]) = p[r] d_p[r] - p[r] sum_s d_p[s] p[s]``::
+4. The softmax, in three lines, bottom up. ``p = e / row_sum``: ``e`` gets
+   ``d_p / row_sum``, and ``row_sum``, in every entry's denominator, gets
+   ``d_row_sum = -sum_s d_p[s] e[s] / row_sum^2 = -sum_s(d_p * p) / row_sum (B, H, T, 1)``.
+   ``row_sum = sum_s e[s]`` hands ``d_row_sum`` to every ``e``:
+   ``d_e = d_p / row_sum + d_row_sum (B, H, T, T)``. ``e = exp(shifted)`` is its own
+   derivative: ``d_shifted = d_e * e``. Together, with ``p = e / row_sum``::
 
-       d_shifted = p * d_p - p * sum_s(d_p * p)         (B, H, T, T)
+       d_shifted = e (d_p - sum_s(d_p * p)) / row_sum = p * (d_p - sum_s(d_p * p))
 
-   Each row of ``d_p`` loses its average under ``p``, then is weighted by ``p``. The two
-   products come before the difference, so no term is larger than ``d_p`` and nothing
-   overflows in float16 unless the result does. ``p * (d_p - sum)`` overflows wherever
-   ``|d_p - sum|`` passes float16's 65504, autograd's chain (which divides by ``row_sum``
-   before the difference) only past ``row_sum`` times that: with ``p = (0.6, 0.4)`` and
-   ``d_p = (60000, -60000)`` it gives ``-inf`` where autograd's is ``-28800``.
+   the softmax's backward: each row of ``d_p`` loses its average under ``p``, then is
+   weighted by ``p``. The code keeps the three lines, autograd's order, not the closed
+   form: in half precision ``p`` is ``e / row_sum`` rounded, and the closed form multiplies
+   by it where the chain divides by ``row_sum`` itself. Where a row's scores tie (every
+   ``e`` is 1, ``row_sum`` a whole number), the chain's rounding cancels in ``d_k``'s sums
+   and the closed form's does not. On such inputs, found by hypothesis
+   (the case's ``tied_scores``), ``d_b_qkv`` is 0 in exact arithmetic
+   and autograd's comes out at 0 in bfloat16, ``p * d_p - p * sum`` at -0.0078 (15926
+   times autograd's error); in float16, ``p * (d_p - sum)`` at 9.7 times autograd's.
 5. ``shifted = masked - row_max``, and ``row_max = max_s masked`` depends on ``masked``
    too, at the row's largest entry (shared among ties, as ``amax``'s backward does):
    ``d_masked = d_shifted + d_row_max`` there, with ``d_row_max = -sum_r d_shifted[r] =
@@ -57,8 +64,8 @@ Backward, read from the bottom up:
    row's sum, and adding it makes each row of ``d_masked`` sum to 0 as the exact one does.
    That matters in step 7, where ``d_q = scale d_scores k`` weighs every key by its row:
    a bias shared by all keys (``b_qkv``'s key part) cancels only if the row sums to 0.
-   Left out, ``d_b_qkv`` with ``b_qkv`` times 1000 came out at -14208 in bfloat16 where
-   autograd's is 0 and the truth -2e-28. ``row_sum`` is inside step 4.
+   Left out, with ``b_qkv`` times 1000, ``d_b_qkv`` came out at 11712 in bfloat16 where
+   autograd's is -21.5 and the truth 4e-147: 136 times autograd's error.
 6. ``masked`` copies ``scores`` below and on the diagonal and writes a constant above it:
    ``d_scores = d_masked`` where ``s <= t``, exactly 0 where ``s > t`` (B, H, T, T). There
    ``p`` is 0 and so is ``d_masked``, unless a NaN or inf arrived (0 times inf is NaN): the
@@ -71,23 +78,25 @@ Backward, read from the bottom up:
 9. ``qkv = x @ w_qkv + b_qkv`` by step 1's rule: ``d_x = d_qkv @ w_qkv^T (B, T, C)``,
    ``d_w_qkv = x^T @ d_qkv (C, 3, H, D)``, ``d_b_qkv = d_qkv`` summed ``(3, H, D)``.
 
-Closed form of the attention core, per head:
+Closed form of the attention core, per head, with ``d_s`` the scores' gradient:
 ``d_s = p * (d_p - rowsum(d_p * p))`` with ``d_p = d_att val^T``, then
 ``d_q = scale d_s k``, ``d_k = scale d_s^T q``, ``d_val = p^T d_att``.
 
 The lean form. ``gradients`` keeps every ``(B, H, T, T)`` value of the forward for the
-backward (``scores, masked, shifted, p``), as autograd's graph keeps ``masked``, ``exp``
-and ``p``: at T = 1024 and 8 heads each is 32 MB a sequence in float32. But ``p`` follows
+backward (``scores, masked, shifted, e, p``), as autograd's graph keeps ``masked``, ``e``
+and ``p``: at T = 1024 and 8 heads each is 32 MiB a sequence in float32. But ``p`` follows
 from ``q`` and ``k`` and two numbers a row, ``row_max`` and ``row_sum``: fused attention
 kernels keep only those and compute ``p`` again in the backward. ``gradients_recompute``
-does that, one head at a time, so that no ``(B, H, T, T)`` tensor ever exists; the
-``(B, T, T)`` ones of a head are freed before the next. The recomputed ``p`` is
-``forward_saved``'s bit for bit, the same operations on the same numbers. FlashAttention
-folds the two statistics into one log-sum-exp, ``lse = row_max + log(row_sum)``, and takes
-``p = exp(masked - lse)``; but ``lse`` is rounded at its own magnitude, that of the scores,
-and exp turns its last-place error into a relative one in ``p``, as ``exp(log_p)`` does.
-With ``b_qkv`` times 1000 (scores in the thousands) the verdict rejects that form in
-bfloat16: 491 times autograd's error, and still 5 times with ``lse`` kept in float32.
+does that, one head of a few sequences at a time (of one, at T = 1024), as such a kernel
+works through blocks, so that no ``(B, H, T, T)`` tensor ever exists; a block's
+``(n, T, T)`` ones are freed before the next. It takes them through the same steps 3 to 7
+as ``gradients``. The recomputed ``p`` is ``forward_saved``'s bit for bit, the same
+operations on the same numbers. FlashAttention folds the two statistics into one
+log-sum-exp, ``lse = row_max + log(row_sum)``, and takes ``p = exp(masked - lse)``; but
+``lse`` is rounded at its own magnitude, that of the scores, and exp turns its last-place
+error into a relative one in ``p``, as ``exp(log_p)`` does. With ``b_qkv`` times 1000
+(scores in the thousands) the verdict rejects that form in bfloat16: 491 times
+autograd's error, and still 10 times with ``lse`` kept in float32.
 """
 
 import torch
@@ -98,7 +107,8 @@ SHAPES = {"x": "B T C", "w_qkv": "C 3 H D", "b_qkv": "3 H D", "w_proj": "H D C",
           "b_proj": "C", "v": "B T C"}
 SAVED = {"d_y": "B T C", "x": "B T C", "w_qkv": "C 3 H D", "w_proj": "H D C",
          "q": "B H T D", "k": "B H T D", "val": "B H T D", "merged": "B T H D",
-         "masked": "B H T T", "p": "B H T T", "row_max": "B H T 1", "row_sum": "B H T 1"}
+         "masked": "B H T T", "e": "B H T T", "p": "B H T T", "row_max": "B H T 1",
+         "row_sum": "B H T 1"}
 
 Tensors = dict[str, torch.Tensor]
 
@@ -145,8 +155,8 @@ def forward(x, w_qkv, b_qkv, w_proj, b_proj) -> Tensors:
     att = p @ val
     merged = att.transpose(1, 2)
     return {"qkv": qkv, "q": q, "k": k, "val": val, "scores": scores, "masked": masked,
-            "row_max": row_max, "shifted": shifted, "row_sum": row_sum, "p": p, "att": att,
-            "merged": merged, "y": _project(merged, w_proj, b_proj)}
+            "row_max": row_max, "shifted": shifted, "e": e, "row_sum": row_sum, "p": p,
+            "att": att, "merged": merged, "y": _project(merged, w_proj, b_proj)}
 
 
 def _linear_backward(inp, w, d_out):
@@ -157,19 +167,6 @@ def _linear_backward(inp, w, d_out):
     d_w = (flat_in.flatten(0, 1).T @ flat_d.flatten(0, 1)).view(w.shape)  # (I, O)
     d_b = d_out.sum((0, 1))  # (O,)
     return d_inp, d_w, d_b
-
-
-def _softmax_backward(p, d_p) -> torch.Tensor:
-    """Step 4: ``p * d_p - p * sum_s(d_p * p)``, along the last axis."""
-    weighted = p * d_p
-    return weighted.sub_(p * weighted.sum(-1, keepdim=True))
-
-
-def _shift_backward(d_shifted, top) -> torch.Tensor:
-    """Step 5: ``d_shifted``, less its row sum where ``top`` (``masked == row_max``, the
-    row's largest entries, ties sharing): ``row_max``'s gradient, 0 in exact arithmetic,
-    as ``amax``'s backward has it."""
-    return d_shifted - top * (d_shifted.sum(-1, keepdim=True) / top.sum(-1, keepdim=True))
 
 
 def _qkv(d_q, d_k, d_val) -> torch.Tensor:
@@ -184,30 +181,40 @@ def _saved(names: str, d_y, x, w_qkv, w_proj, saved) -> list[torch.Tensor]:
     return list(got.values())
 
 
-def backward(d_y, x, w_qkv, w_proj, saved: Tensors) -> Tensors:
-    """Every gradient from ``d_y (B, T, C)``, the gradient of ``y`` from above; ``saved``
-    holds the forward's values (``forward``'s dict), of which it reads ``q, k, val, masked,
-    row_max, p, merged``; the biases' values are not needed. Returns each ``d_<name>``
-    keyed by ``<name>`` in the order the chain rule reaches them, ``x, w_qkv, b_qkv``
-    last: what a model built of this layer calls with its own ``d_y``."""
-    q, k, val, masked, row_max, p, merged = _saved(
-        "q k val masked row_max p merged", d_y, x, w_qkv, w_proj, saved)
+def _attention_backward(d_att, q, k, val, masked, row_max, e, row_sum, p) -> Tensors:
+    """Steps 3 to 7, from ``d_att`` to ``d_q, d_k, d_val``: for every head at once, shapes
+    as written, or for one head of a block of sequences, ``(n, T, T)`` and ``(n, T, D)``."""
     scale = q.shape[-1] ** -0.5
-    d_merged, d_w_proj, d_b_proj = _linear_backward(merged, w_proj, d_y)  # step 1
-    d_att = d_merged.transpose(1, 2)  # (B, H, T, D)  step 2: heads first again
+    top = masked == row_max  # (B, H, T, T)  each row's largest entries, ties sharing
     d_p = d_att @ val.mT  # (B, H, T, T)  step 3: att = p @ val
     d_val = p.mT @ d_att  # (B, H, T, D)  step 3
-    d_shifted = _softmax_backward(p, d_p)  # (B, H, T, T)  step 4: p * (d_p - sum(d_p p))
-    d_masked = _shift_backward(d_shifted, masked == row_max)  # (B, H, T, T)  step 5
+    d_row_sum = -(d_p * (p / row_sum)).sum(-1, keepdim=True)  # (B, H, T, 1)  step 4
+    d_e = d_p / row_sum + d_row_sum  # (B, H, T, T)  step 4: p's numerator, row_sum's terms
+    d_shifted = d_e * e  # (B, H, T, T)  step 4: e = exp(shifted)
+    d_row_max = -d_shifted.sum(-1, keepdim=True)  # (B, H, T, 1)  step 5: 0, yet computed
+    d_masked = d_shifted + top * (d_row_max / top.sum(-1, keepdim=True))  # (B, H, T, T)  step 5
     d_scores = d_masked.masked_fill(_future(q), 0)  # (B, H, T, T)  step 6: the mask
     d_q = (d_scores * scale) @ k  # (B, H, T, D)  step 7: scores = q k^T scale
     d_k = (d_scores * scale).mT @ q  # (B, H, T, D)  step 7
-    d_qkv = _qkv(d_q, d_k, d_val)  # (B, T, 3, H, D)  step 8: the slices back in place
+    return {"p": d_p, "val": d_val, "row_sum": d_row_sum, "e": d_e, "shifted": d_shifted,
+            "masked": d_masked, "scores": d_scores, "q": d_q, "k": d_k}
+
+
+def backward(d_y, x, w_qkv, w_proj, saved: Tensors) -> Tensors:
+    """Every gradient from ``d_y (B, T, C)``, the gradient of ``y`` from above; ``saved``
+    holds the forward's values (``forward``'s dict), of which it reads ``q, k, val, masked,
+    row_max, e, row_sum, p, merged``; the biases' values are not needed. Returns each
+    ``d_<name>`` keyed by ``<name>`` in the order the chain rule reaches them, ``x, w_qkv,
+    b_qkv`` last: what a model built of this layer calls with its own ``d_y``."""
+    q, k, val, masked, row_max, e, row_sum, p, merged = _saved(
+        "q k val masked row_max e row_sum p merged", d_y, x, w_qkv, w_proj, saved)
+    d_merged, d_w_proj, d_b_proj = _linear_backward(merged, w_proj, d_y)  # step 1
+    d_att = d_merged.transpose(1, 2)  # (B, H, T, D)  step 2: heads first again
+    steps = _attention_backward(d_att, q, k, val, masked, row_max, e, row_sum, p)  # 3-7
+    d_qkv = _qkv(steps["q"], steps["k"], steps["val"])  # (B, T, 3, H, D)  step 8
     d_x, d_w_qkv, d_b_qkv = _linear_backward(x, w_qkv, d_qkv)  # step 9: (B, T, C), ...
     return {"merged": d_merged, "w_proj": d_w_proj, "b_proj": d_b_proj, "att": d_att,
-            "p": d_p, "val": d_val, "shifted": d_shifted, "masked": d_masked,
-            "scores": d_scores, "q": d_q, "k": d_k, "qkv": d_qkv, "x": d_x,
-            "w_qkv": d_w_qkv, "b_qkv": d_b_qkv}
+            **steps, "qkv": d_qkv, "x": d_x, "w_qkv": d_w_qkv, "b_qkv": d_b_qkv}
 
 
 def gradients(x, w_qkv, b_qkv, w_proj, b_proj, v) -> Tensors:
@@ -216,49 +223,60 @@ def gradients(x, w_qkv, b_qkv, w_proj, b_proj, v) -> Tensors:
     return backward(v, x, w_qkv, w_proj, forward(x, w_qkv, b_qkv, w_proj, b_proj))
 
 
-# The lean form: p recomputed from q, k and the row statistics, one head at a time ----------
+# The lean form: p recomputed from q, k and the row statistics, a head at a time ----------
+
+BLOCK = 2**20  # entries of a (sequences, T, T) block of the lean form: 4 MiB in float32
+
+
+def _blocks(q):
+    """Every head, a block of sequences at a time: as many as keep the block's
+    ``(n, T, T)`` values within ``BLOCK`` entries (one sequence at T = 1024, all of them
+    at T = 4). ``q[block]`` is ``(n, T, D)``, a batch axis kept even for one sequence, so
+    its matmuls are the batched ones of the full form, which round as autograd's do: a
+    2-D matmul takes another kernel, which in float32 came out at 1.76 times autograd's
+    error where the scores tie."""
+    n = max(1, BLOCK // q.shape[2] ** 2)
+    return ((slice(b, b + n), h) for h in range(q.shape[1]) for b in range(0, q.shape[0], n))
+
 
 def forward_saved(x, w_qkv, b_qkv, w_proj, b_proj) -> Tensors:
     """The forward keeping only what ``backward_recompute`` needs: ``q, k, val``, the
-    softmax's ``row_max`` and ``row_sum``, ``merged``, and ``y``. Each head's ``(B, T, T)``
-    values are freed before the next head's are computed."""
+    softmax's ``row_max`` and ``row_sum``, ``merged``, and ``y``. A head of a block of
+    sequences at a time: its ``(n, T, T)`` values are freed before the next block's."""
     _inputs(x, w_qkv, b_qkv, w_proj, b_proj)
     _, q, k, val = _heads(x, w_qkv, b_qkv)
-    row_max, row_sum, att, future = [], [], [], _future(q)
-    for h in range(q.shape[1]):
-        masked = _scores(q[:, h], k[:, h]).masked_fill_(future, float("-inf"))  # (B, T, T)
-        row_max.append(masked.amax(-1, keepdim=True))
-        e = masked.sub_(row_max[h]).exp_()  # shifted, then its exp, over masked
-        row_sum.append(e.sum(-1, keepdim=True))
-        att.append(e.div_(row_sum[h]) @ val[:, h])  # p @ val, p written over e
-    merged = torch.stack(att, 1).transpose(1, 2)
-    return {"q": q, "k": k, "val": val, "row_max": torch.stack(row_max, 1),
-            "row_sum": torch.stack(row_sum, 1), "merged": merged,
-            "y": _project(merged, w_proj, b_proj)}
+    row_max, row_sum = (q.new_empty(*q.shape[:-1], 1) for _ in range(2))  # (B, H, T, 1)
+    att, future = torch.empty_like(q), _future(q)  # (B, H, T, D), (T, T)
+    for block in _blocks(q):
+        masked = _scores(q[block], k[block]).masked_fill_(future, float("-inf"))  # (n, T, T)
+        row_max[block] = masked.amax(-1, keepdim=True)
+        e = masked.sub_(row_max[block]).exp_()  # shifted, then e, over masked
+        row_sum[block] = e.sum(-1, keepdim=True)
+        att[block] = e.div_(row_sum[block]) @ val[block]  # p @ val, p written over e
+    merged = att.transpose(1, 2)
+    return {"q": q, "k": k, "val": val, "row_max": row_max, "row_sum": row_sum,
+            "merged": merged, "y": _project(merged, w_proj, b_proj)}
 
 
 def backward_recompute(d_y, x, w_qkv, w_proj, saved: Tensors) -> Tensors:
     """``backward``'s gradients of ``x`` and the weights, from ``forward_saved``'s values:
-    ``q, k, val, row_max, row_sum, merged``. Each head's ``p`` is computed again by the
-    forward's own operations (the same numbers, bit for bit), used, and freed."""
+    ``q, k, val, row_max, row_sum, merged``. Each head's ``masked``, ``e`` and ``p`` are
+    computed again by the forward's own operations (the same numbers, bit for bit), taken
+    through steps 3 to 7, and freed with their gradients before the next head's."""
     q, k, val, row_max, row_sum, merged = _saved(
         "q k val row_max row_sum merged", d_y, x, w_qkv, w_proj, saved)
-    scale = q.shape[-1] ** -0.5
     d_merged, d_w_proj, d_b_proj = _linear_backward(merged, w_proj, d_y)  # step 1
     d_att = d_merged.transpose(1, 2)  # (B, H, T, D)  step 2
-    d_q, d_k, d_val, future = [], [], [], _future(q)
-    for h in range(q.shape[1]):
-        masked = _scores(q[:, h], k[:, h]).masked_fill_(future, float("-inf"))  # (B, T, T)
-        top = masked == row_max[:, h]  # (B, T, T)  where each row's max is, for step 5
-        p = masked.sub_(row_max[:, h]).exp_().div_(row_sum[:, h])  # (B, T, T)  over masked
-        d_val.append(p.mT @ d_att[:, h])  # (B, T, D)  step 3
-        d_shifted = _softmax_backward(p, d_att[:, h] @ val[:, h].mT)  # steps 3 and 4
-        del p, masked
-        d_scores = _shift_backward(d_shifted, top).masked_fill_(future, 0).mul_(scale)
-        del d_shifted, top  # d_scores: steps 5 to 7, the scale taken in
-        d_q.append(d_scores @ k[:, h])  # (B, T, D)  step 7
-        d_k.append(d_scores.mT @ q[:, h])  # (B, T, D)  step 7
-    d_qkv = _qkv(*(torch.stack(d, 1) for d in (d_q, d_k, d_val)))  # step 8
+    d_q, d_k, d_val = (torch.empty_like(q) for _ in range(3))  # (B, H, T, D)
+    future = _future(q)
+    for block in _blocks(q):
+        masked = _scores(q[block], k[block]).masked_fill_(future, float("-inf"))  # (n, T, T)
+        e = (masked - row_max[block]).exp_()  # (n, T, T)
+        steps = _attention_backward(d_att[block], q[block], k[block], val[block], masked,
+                                    row_max[block], e, row_sum[block], e / row_sum[block])
+        d_q[block], d_k[block], d_val[block] = steps["q"], steps["k"], steps["val"]  # 3-7
+        del masked, e, steps
+    d_qkv = _qkv(d_q, d_k, d_val)  # (B, T, 3, H, D)  step 8
     d_x, d_w_qkv, d_b_qkv = _linear_backward(x, w_qkv, d_qkv)  # step 9
     return {"w_proj": d_w_proj, "b_proj": d_b_proj, "x": d_x, "w_qkv": d_w_qkv,
             "b_qkv": d_b_qkv}

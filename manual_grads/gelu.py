@@ -77,7 +77,9 @@ def forward(x: torch.Tensor) -> Tensors:
 
 def backward(f: Tensors, x: torch.Tensor, d_y: torch.Tensor) -> Tensors:
     """The gradients given ``d_y``, the upstream gradient of ``y``, and ``f = forward(x)``
-    (any shape): ``d_t``, ``d_u`` and ``d_x``, keyed by name, in backward order."""
+    (``forward`` checks an ``(N, D)`` input, so a block's ``(B, T, D)`` goes in as
+    ``(B T, D)``; this takes any shape). Returns ``d_t``, ``d_u`` and ``d_x``, keyed by name, in
+    backward order."""
     t = f["t"]
     d_t = d_y * (0.5 * x)  # (N, D)  step 1: y = 0.5 x (1 + t)
     d_u = d_t * ((1 - t) * (1 + t))  # (N, D)  step 2: tanh' = 1 - t^2

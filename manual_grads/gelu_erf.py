@@ -55,7 +55,9 @@ def forward(x: torch.Tensor) -> Tensors:
 
 def backward(f: Tensors, x: torch.Tensor, d_y: torch.Tensor) -> Tensors:
     """The gradients given ``d_y``, the upstream gradient of ``y``, and ``f = forward(x)``
-    (any shape): ``d_cdf``, ``d_z`` and ``d_x``, keyed by name, in backward order."""
+    (``forward`` checks an ``(N, D)`` input, so a block's ``(B, T, D)`` goes in as
+    ``(B T, D)``; this takes any shape). Returns ``d_cdf``, ``d_z`` and ``d_x``, keyed by name, in
+    backward order."""
     z = f["z"]
     d_cdf = d_y * x  # (N, D)  step 1: y = x * cdf
     d_z = d_cdf * (torch.exp(-z * z) / math.sqrt(math.pi))  # (N, D)  step 2: 0.5 erf'(z)

@@ -1,10 +1,10 @@
-"""What only causal_self_attention has: its forward against torch's own attention, and the
-lean form's forward against the full one."""
+"""What only causal_self_attention has: its forward against torch's own attention, the
+lean form's forward against the full one, scores that tie, and backward under a loss."""
 
 import torch
 import torch.nn.functional as F
 
-from cases.causal_self_attention import CASE
+from cases.causal_self_attention import CASE, tied_scores
 from handgrad import compare
 from manual_grads import causal_self_attention as attention
 
@@ -69,3 +69,14 @@ def test_backward_composes_under_a_loss(device, dtype):
                         strict=True))
 
     compare("backward under sum(y^2) / 2", by_hand, by_autograd, inputs).check()
+
+
+def test_tied_scores_every_form(device, dtype):
+    """Scores that all tie (every key 0): ``amax`` shares the row max's gradient among the
+    ties, and both forms' chain through ``e`` and ``row_sum`` rounds as autograd's."""
+    inputs = tied_scores(device, dtype)
+    masked = CASE.forward(inputs)["masked"]
+    assert (masked.tril() == 0).all()  # every score on and below the diagonal ties at 0
+    assert masked.isneginf().sum() == 8 * 7 // 2  # and the mask hides the rest
+    for form in CASE.forms:
+        CASE.verdict(inputs, form, draw="scores that tie").check()

@@ -1,11 +1,13 @@
 """What only one case has: the MLP's buffered backward and its ReLU kink, the softmax's
 forward against torch's own cross-entropy, the embedding's repeatable scatter-add."""
 
+import pytest
 import torch
 
 from cases import CASES
-from cases.mlp_relu_mse import on_the_kink, reused_buffers
+from cases.mlp_relu_mse import ARTICLE_DIMS, on_the_kink, reused_buffers
 from handgrad import compare, measure
+from handgrad.opinions import forms_in
 from manual_grads.mlp_relu_mse import gradient_buffers, gradients_into
 
 BY_NAME = {case.name: case for case in CASES}
@@ -24,6 +26,14 @@ def test_gradients_into_returns_its_buffers_holding_the_gradients(device, dtype)
     steps.judge("buffers", {**grads, "out": buffers["d_out"], "l1": buffers["d_l1"],
                             **{k: v for k, v in MLP.manual(inputs, steps=True).items()
                                if k not in ("out", "l1", *grads)}}).check()
+
+
+@pytest.mark.slow
+def test_at_the_articles_sizes_every_form_agrees(device, dtype):
+    """1000 samples of 784 features and 50 hidden units, as the article draws them."""
+    inputs = MLP.inputs(device, dtype, **ARTICLE_DIMS)
+    for form in forms_in(MLP, dtype):
+        MLP.verdict(inputs, form, draw="the article's sizes").check()
 
 
 def test_gradients_into_with_buffers_reused(device, dtype):

@@ -137,14 +137,17 @@ def test_measured_cells_may_move_by_rounding_only():
 def test_the_readme_quotes_ids_and_rules_that_exist():
     """Every test id the README quotes is one pytest collects; its rules are the code's."""
     from handgrad import DTYPES, checks
-    from handgrad.verdict import FLOOR_ULPS, K, K_FLOAT64
+    from handgrad.verdict import FLOOR_ULPS, K_FLOAT64, K
 
     text = README.read_text()
     ids = re.findall(r"conftest\.py::(test_\w+)\[(\w+)-(\w+)-(\w+)\]", text)
     assert ids
     for test, case, device, dtype in ids:
-        assert hasattr(checks, test) and case in BY_NAME and device in ("cpu", "cuda")
-        assert dtype in DTYPES
+        assert hasattr(checks, test), test
+        assert case in BY_NAME, case
+        assert device in ("cpu", "cuda"), device
+        assert dtype in DTYPES, dtype
     assert (K, K_FLOAT64, FLOOR_ULPS) == (2, 6, 4)
     assert "at most `K = 2` times autograd's own" in text
-    assert "by six times that" in text and "four units in the last place" in text
+    assert "by six times that" in text
+    assert "four units in the last place" in text

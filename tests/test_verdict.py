@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from cases import CASES
+from cases.mlp_relu_mse import ARTICLE_DIMS
 from handgrad import measure
 from handgrad.measure import Measured
 from handgrad.mutants import planted
@@ -89,6 +90,8 @@ def test_a_planted_error_is_located_with_all_three_values():
     (float("inf"), 7e4, 7e4, True),  # float16 overflow of autograd's, not of the truth
     (float("inf"), 7e4, 1.0, False),  # ... and manual finite but wrong there
     (float("inf"), 65520.0, 65472.0, True),  # at float16's edge: rounding chose the side
+    (32768.0, 81920.0, float("inf"), True),  # beyond float16: inf is the truth, rounded
+    (32768.0, 81920.0, -float("inf"), False),  # ... of the truth's sign
 ])
 def test_non_finite_entries(autograd, truth, manual, passes):
     dtype = torch.float16
@@ -147,7 +150,7 @@ def article_is_same(a, b):
 
 def test_the_articles_check_accepts_what_the_verdict_rejects():
     case = BY_NAME["mlp_relu_mse"]
-    inputs = case.inputs()
+    inputs = case.inputs(**ARTICLE_DIMS)
     right, measured = case.manual(inputs), measure(case.reference, inputs)
     assert (measured.autograd["w2"] < 0).all(), "the demonstration needs d_w2 < 0 everywhere"
     doubled = {**right, "w2": 2 * right["w2"]}  # too negative everywhere: a - b < 0
