@@ -45,7 +45,10 @@ Non-finite entries: wherever autograd's gradient is NaN or inf, manual's is NaN 
 (which of the two does not matter), and wherever autograd's is finite, manual's is finite.
 Two refinements keep a right answer from failing: where autograd overflowed in a lower
 dtype but the float64 truth is finite (``2 * r`` overflows float16 where ``r`` does not),
-a manual that stayed finite is judged against the truth like any other entry; and where
+a manual that stayed finite is judged against the truth like any other entry, autograd's
+error there counting as the truth's size (its NaN is no nearer than a 0: in a float16
+GPT, GELU's ``3 x^2`` overflows autograd's chain to ``0 * inf`` where the slope is 0, and
+the gradient below it, which underflowed to 0 in both, is judged by that); and where
 one side overflowed and the other sits within ``FLOOR_ULPS`` ulps of the dtype's largest
 number, rounding decided which way each fell; and where the truth is beyond the dtype's
 range, manual's inf of the truth's sign is the exact answer rounded (an autograd sum in
@@ -232,13 +235,15 @@ def judge_one(name: str, manual, autograd: torch.Tensor, truth: torch.Tensor,
             index = tuple(int(i) for i in where.nonzero()[0])
             return problem(f"manual is {text}: at index {index} manual "
                            f"{float(m[index])}, autograd {float(a[index])}", index)
-    # Where autograd overflowed in a lower dtype but the truth is finite, a manual that
-    # stayed finite is judged against the truth like every other entry.
+    # Where autograd gave up in a lower dtype (NaN or inf) but the truth is finite, a manual
+    # that stayed finite is judged against the truth like every other entry, and autograd's
+    # error there counts as the truth's size: a NaN is no nearer than a 0 would have been.
     judged_m, judged_a = ~manual_nf & ~truth_nf, ~autograd_nf & ~truth_nf
     scale = float(torch.where(judged_m, t.abs(), 0).max()) if t.numel() else 0.0
     floor = FLOOR_ULPS * ulp(dtype, scale) * (2 if dtype == torch.float64 else 1)
     err_m, index = _located((m - t).abs(), judged_m)
     err_a = error if error is not None else _located((a - t).abs(), judged_a)[0]
+    err_a = max(err_a, _located(t.abs(), autograd_nf & ~truth_nf)[0])
     judged = Judgement(**base, passed=True, err_manual=err_m, err_autograd=err_a,
                        floor=floor, index=index, manual_at=_at(m, index),
                        autograd_at=_at(a, index), truth_at=_at(t, index))

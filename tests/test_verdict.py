@@ -88,7 +88,8 @@ def test_a_planted_error_is_located_with_all_three_values():
     (float("nan"), float("nan"), 0.0, False),  # a number where there is none
     (1.0, 1.0, float("nan"), False),  # NaN where autograd is finite
     (float("inf"), 7e4, 7e4, True),  # float16 overflow of autograd's, not of the truth
-    (float("inf"), 7e4, 1.0, False),  # ... and manual finite but wrong there
+    (float("inf"), 3e4, 1.0, True),  # ... or as far off as a 0: autograd's inf is no nearer
+    (float("inf"), 3e4, -4e4, False),  # ... but not further off than twice that
     (float("inf"), 65520.0, 65472.0, True),  # at float16's edge: rounding chose the side
     (32768.0, 81920.0, float("inf"), True),  # beyond float16: inf is the truth, rounded
     (32768.0, 81920.0, -float("inf"), False),  # ... of the truth's sign
