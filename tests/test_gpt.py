@@ -111,10 +111,18 @@ def test_adamw_step_rejects_bad_input(params, grads, state, hyper, pattern):
         adamw_step(params, grads, state, **hyper)
 
 
-@pytest.mark.parametrize("dtype", TRAINED, ids=IDS)
+@pytest.mark.parametrize("dtype", TRAINED[:2], ids=IDS[:2])
 def test_twenty_adamw_steps_at_small_sizes(dtype):
     """The training of ``test_twenty_adamw_steps`` on the case's small sizes (2 blocks of
-    width 3, 4 heads of 5 channels, 9 sequences of 7 tokens of a vocabulary of 8)."""
+    width 3, 4 heads of 5 channels, 9 sequences of 7 tokens of a vocabulary of 8).
+
+    Not in bfloat16: AdamW's first step moves each entry by ``lr`` times the sign of its
+    gradient, however small. Here ``d_w_fc[1, 0, 4]`` is 1.1e-5 in exact arithmetic, below
+    one bfloat16 ulp of the tensor's largest entry (2.3e-3, ulp 1.5e-5): both gradients are
+    right by the verdict, autograd's 5.8e-6 and the hand one's -3.2e-6, and the parameter
+    they step to differs by ``2 lr``. Which sign rounding gives is a coin toss, not a
+    property of the derivation. At the case's sizes bfloat16 training passes
+    (``test_twenty_adamw_steps``)."""
     inputs = gpt2_init("cpu", dtype, **CASE.small_dims)
     compare(f"tiny_gpt at small sizes, 20 AdamW steps [{dtype}]", hand_run, torch_run,
             inputs).check()
