@@ -24,7 +24,8 @@ from types import ModuleType
 
 import torch
 
-SUITES = {"mlp": "benchmarks.mlp_forms", "attention": "benchmarks.attention_forms"}
+SUITES = {"mlp": "benchmarks.mlp_forms", "attention": "benchmarks.attention_forms",
+          "gpt": "benchmarks.gpt_forms"}
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -23,6 +23,8 @@ NAMES = (
     "embedding",
     "cross_entropy",
     "causal_self_attention",
+    "gpt_block",
+    "tiny_gpt",
 )
 
 CASES = registry(*(import_module(f"cases.{name}").CASE for name in NAMES))

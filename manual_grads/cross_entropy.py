@@ -74,12 +74,22 @@ def forward(logits: torch.Tensor, target: torch.Tensor) -> Tensors:
             "picked": picked, "loss": -picked.mean()}
 
 
-def backward(f: Tensors, target: torch.Tensor, d_loss: torch.Tensor | float = 1.0
-             ) -> Tensors:
+def backward(f: Tensors, target: torch.Tensor, d_loss: torch.Tensor | float = 1.0,
+             through_row_max: bool = False) -> Tensors:
     """The gradients given ``d_loss``, the upstream gradient of the loss (1 for the loss
     itself), ``f = forward(logits, target)`` and ``target``. Logits are ``(N, C)``: a
     model's ``(B, T, V)`` goes in as ``(B T, V)``. Returns ``d_picked``, ``d_log_p``,
-    ``d_lse``, ``d_shifted`` and ``d_logits``, keyed by name, in backward order. Unchecked."""
+    ``d_lse``, ``d_shifted`` and ``d_logits``, keyed by name, in backward order. Unchecked.
+
+    With ``through_row_max``, ``d_logits`` also gets step 5's gradient of ``row_max``,
+    ``-sum_c d_shifted`` on the row's largest entries (shared among ties, as ``amax``'s
+    backward shares it): 0 in exact arithmetic, in floating point minus the rounding error
+    of the row's sum, so that each row of ``d_logits`` sums to 0 as the exact one does, and
+    as autograd's does, which takes that path. A model whose head is a matmul needs it:
+    ``tiny_gpt``'s ``d_lnf = d_logits @ wte`` weighs every class by its row of ``wte``, and
+    what all rows share cancels only if ``d_logits``'s rows sum to 0. Without it, with 25
+    classes whose ``wte`` rows were all equal, float16's ``d_lnf`` was 1.2e-7 where
+    autograd's is 0 and the truth -3e-20."""
     shifted = f["shifted"]
     n, c = shifted.shape
     onehot = target.unsqueeze(-1) == torch.arange(c, device=target.device)  # (N, C)
@@ -92,7 +102,10 @@ def backward(f: Tensors, target: torch.Tensor, d_loss: torch.Tensor | float = 1.
     d_log_p = torch.where(onehot, d_picked.unsqueeze(-1), 0)  # (N, C)  step 2: one entry a row
     d_lse = -d_log_p.sum(-1, keepdim=True)  # (N, 1)  step 3: lse is subtracted on every class
     d_shifted = torch.where(onehot, -d_lse * rest, d_lse * p)  # (N, C)  steps 3, 4 (Numerics)
-    d_logits = d_shifted  # (N, C)  step 5: the shift by row_max passes back 0
+    d_logits = d_shifted  # (N, C)  step 5: the shift by row_max passes back 0 ...
+    if through_row_max:  # ... in exact arithmetic; its rounding error, where asked for
+        top = f["shifted"] == 0  # (N, C)  logits == row_max: the row's largest entries
+        d_logits = d_shifted - top * (d_shifted.sum(-1, keepdim=True) / top.sum(-1, keepdim=True))
     return {"picked": d_picked, "log_p": d_log_p, "lse": d_lse, "shifted": d_shifted,
             "logits": d_logits}
 

@@ -44,6 +44,9 @@ Why two cases, ``gelu`` and ``gelu_erf``. A case's variants are other backward f
 one forward, judged against autograd of that forward. The tanh form and the erf form are
 two functions (they differ by up to 5e-4, far above float64's rounding), so each has its
 own forward and its own case; one name per case, as everywhere in handgrad.
+
+``values`` (the forward) and ``backward`` take any shape and check nothing: what a model
+composes (``gpt_block`` calls both on its ``(B, T, F)`` hidden layer).
 """
 
 import math
@@ -59,12 +62,17 @@ K = 0.044715
 Tensors = dict[str, torch.Tensor]
 
 
-def forward(x: torch.Tensor) -> Tensors:
-    """The forward pass; returns every named value, ``y`` last."""
-    check(SHAPES, x=x)
+def values(x: torch.Tensor) -> Tensors:
+    """The forward for ``x`` of any shape, unchecked: ``u``, ``t`` and ``y``."""
     u = C * (x + K * x**3)
     t = torch.tanh(u)
     return {"u": u, "t": t, "y": 0.5 * x * (1 + t)}
+
+
+def forward(x: torch.Tensor) -> Tensors:
+    """The forward pass; returns every named value, ``y`` last."""
+    check(SHAPES, x=x)
+    return values(x)
 
 
 def backward(f: Tensors, x: torch.Tensor, d_y: torch.Tensor) -> Tensors:

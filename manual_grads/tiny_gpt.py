@@ -1,0 +1,160 @@
+"""A tiny GPT-2, every parameter's gradient by hand: embeddings, blocks, a final layer norm,
+the tied output head and the cross-entropy, each backward the op's own.
+
+Forward, with shapes (B sequences of T tokens, a vocabulary of V, width C, L blocks of H
+heads of D channels and a hidden layer F wide; ``idx`` the tokens, ``target`` the next
+token at every position)::
+
+    tok, h0 = embedding(idx; wte, wpe)            (B, T, C)    wte (V, C), wpe (T, C)
+    h[l+1]  = gpt_block(h[l]; layer l's weights)  (B, T, C)    for l = 0 ... L - 1
+    lnf     = layer_norm(h[L]; lnf_gamma, lnf_beta)  (B, T, C)
+    logits  = lnf @ wte^T                         (B, T, V)    the head, tied to wte
+    loss    = cross_entropy(logits, target)       ()           over the B T positions
+
+A block's weights are stacked along a first axis of L, one slice a layer (``w_qkv`` is
+``(L, C, 3, H, D)``), so the model's inputs are a fixed list whatever its depth. The head
+has no weights of its own: GPT-2 scores each token by its own embedding row, so ``wte`` is
+used twice, once to look tokens up and once to score them. The values named are the
+model's: ``tok``, the residual stream ``h0 ... hL``, the final layer norm's
+(``lnf_mean ... lnf_xhat``, ``lnf``), ``logits``, and the cross-entropy's over the
+``B T`` rows (``row_max, shifted, lse, log_p, picked``); each block's own are the
+``gpt_block`` case's.
+
+Backward. As in ``gpt_block``, nothing is derived again: each op's ``backward`` is its
+link's ``J^T`` for a given upstream gradient, and the chain rule applies them from the loss
+down, adding what the two uses of ``wte`` pass back. From ``d_loss = 1``:
+
+1. ``cross_entropy.backward``: ``d_picked (B T,)``, ``d_log_p (B T, V)``,
+   ``d_lse (B T, 1)``, ``d_shifted (B T, V)`` and ``d_logits (B, T, V)``, the rows back
+   in ``(B, T)``.
+2. ``logits = lnf @ wte^T``, a linear layer whose weight is ``wte^T``:
+   ``d_lnf = d_logits @ wte (B, T, C)``, and ``wte`` gets
+   ``d_logits^T @ lnf (V, C)`` summed over the ``B T`` positions (step 6).
+3. ``layer_norm.backward`` with ``d_lnf``: ``d_lnf_xhat (B, T, C)``,
+   ``d_lnf_gamma, d_lnf_beta (C,)``, ``d_lnf_std, d_lnf_var (B, T, 1)``,
+   ``d_lnf_xc (B, T, C)``, ``d_lnf_mean (B, T, 1)``, and its ``d_x`` is ``d_hL``.
+4. ``gpt_block.backward`` for l = L - 1 down to 0, each with ``d_h[l+1]``: its ``d_x`` is
+   ``d_h[l] (B, T, C)``, and its weights' gradients are slice l of the stacked ones,
+   ``d_w_qkv (L, C, 3, H, D)`` and the rest, complete once layer 0 is done.
+5. ``embedding.backward`` with ``d_h0``: ``d_tok (B, T, C)``, ``d_wpe (T, C)``, and the
+   scatter-add of ``d_tok`` into the rows of ``wte`` the ids picked.
+6. ``wte``, used by the lookup and by the head: ``d_wte`` = step 5's scatter-add + step
+   2's ``d_logits^T @ lnf (V, C)``. Two terms, added in either order to the same number.
+
+Every row of ``wte`` gets a gradient through the head, since the softmax pushes every
+token's score; only the rows of tokens that appear in ``idx`` get one through the lookup.
+
+Numerics: nothing new. Each op rounds as its own case describes, and the two sums of two
+terms (``x`` and ``res`` in a block, ``wte`` here) round alike in any order.
+"""
+
+import torch
+
+from manual_grads import adamw, cross_entropy, embedding, gpt_block, layer_norm
+from manual_grads._check import check
+
+LAYERS = {name: f"L {gpt_block.SHAPES[name]}" for name in gpt_block.PARAMETERS}
+SHAPES = {"idx": "B T < V", "target": "B T < V", "wte": "V C", "wpe": "T C", **LAYERS,
+          "lnf_gamma": "C", "lnf_beta": "C"}
+PARAMETERS = tuple(name for name in SHAPES if name not in ("idx", "target"))
+CROSS_ENTROPY = ("row_max", "shifted", "lse", "log_p", "picked", "loss")
+
+Tensors = dict[str, torch.Tensor]
+
+
+def _checked(**inputs) -> None:
+    """``check``, after making sure every input is there and no other."""
+    for name in [*(k for k in SHAPES if k not in inputs), *(k for k in inputs
+                                                            if k not in SHAPES)]:
+        raise TypeError(f"{name}: {'missing' if name in SHAPES else 'not an input'} "
+                        f"(tiny_gpt takes {', '.join(SHAPES)})")
+    check(SHAPES, **inputs)
+
+
+def _run(idx, target, wte, wpe, lnf_gamma, lnf_beta, layers: Tensors
+         ) -> tuple[Tensors, list[Tensors]]:
+    """The forward: the model's values, and each block's, layer by layer."""
+    e = embedding.forward(idx, wte, wpe)
+    f, blocks = {"tok": e["tok"], "h0": e["out"]}, []
+    for layer in range(layers["w_qkv"].shape[0]):
+        blocks.append(gpt_block.forward(f[f"h{layer}"], **{k: t[layer] for k, t in
+                                                         layers.items()}))
+        f[f"h{layer + 1}"] = blocks[-1]["y"]
+    n = layer_norm.normalize(f[f"h{len(blocks)}"], lnf_gamma, lnf_beta)
+    f |= {f"lnf_{k}" if k != "y" else "lnf": t for k, t in n.items()}
+    f["logits"] = f["lnf"] @ wte.T
+    ce = cross_entropy.forward(f["logits"].flatten(0, 1), target.flatten())
+    return f | ce, blocks
+
+
+def forward(idx, target, wte, wpe, lnf_gamma, lnf_beta, **layers) -> Tensors:
+    """The forward pass; returns every named value, ``loss`` last. ``layers`` are the
+    blocks' stacked weights, ``ln1_gamma (L, C)`` to ``b_fc_proj (L, C)``."""
+    _checked(idx=idx, target=target, wte=wte, wpe=wpe, lnf_gamma=lnf_gamma,
+             lnf_beta=lnf_beta, **layers)
+    return _run(idx, target, wte, wpe, lnf_gamma, lnf_beta, layers)[0]
+
+
+def backward(idx, target, wte, lnf_gamma, layers: Tensors, f: Tensors, blocks: list[Tensors],
+             d_loss: torch.Tensor | float = 1.0) -> Tensors:
+    """Every gradient from ``d_loss`` and the forward's values (``_run``): ``d_<name>``
+    keyed by name in the order the chain rule reaches them. Unchecked. ``blocks`` is used
+    up: each block's values, and its steps' gradients, are let go once its backward has
+    run, so that one block's ``(B, H, T, T)`` tensors are held at a time, not all of them
+    (at width 256 and T = 256 the step's peak fell from 324 to 257 MiB)."""
+    ce = cross_entropy.backward({k: f[k] for k in CROSS_ENTROPY}, target.flatten(), d_loss,
+                                through_row_max=True)  # step 1: rows summing to 0
+    d_logits = ce.pop("logits").view(f["logits"].shape)  # (B, T, V)  step 1
+    d_lnf = d_logits @ wte  # (B, T, C)  step 2: logits = lnf @ wte^T
+    d_wte_head = d_logits.flatten(0, 1).T @ f["lnf"].flatten(0, 1)  # (V, C)  step 2
+    n = layer_norm.backward({k[4:] or "y": t for k, t in f.items() if k.startswith("lnf")},
+                            lnf_gamma, d_lnf)  # step 3: ... d_x
+    d_h = {f"h{len(blocks)}": n.pop("x")}  # (B, T, C)  step 3: the last block's output
+    per_layer = {k: [] for k in layers}
+    for layer in reversed(range(len(blocks))):  # step 4: each block's own backward
+        weights = {k: t[layer] for k, t in layers.items()}
+        b = gpt_block.backward(d_h[f"h{layer + 1}"], f[f"h{layer}"], weights["ln1_gamma"],
+                               weights["w_qkv"], weights["w_proj"], weights["ln2_gamma"],
+                               weights["w_fc"], weights["w_fc_proj"], blocks.pop())
+        d_h[f"h{layer}"] = b["x"]  # (B, T, C)  step 4: the block's input
+        for k in per_layer:
+            per_layer[k].insert(0, b[k])
+        del b  # the block's steps, (B, H, T, T) ones among them, before the next block's
+    d_layers = {k: torch.stack(g) for k, g in per_layer.items()}  # (L, ...)  step 4
+    e = embedding.backward(idx, wte, d_h["h0"])  # step 5: d_tok, d_wpe, the scatter-add
+    d_wte = e.pop("wte") + d_wte_head  # (V, C)  step 6: the lookup and the head
+    return {**ce, "logits": d_logits, "lnf": d_lnf, **{f"lnf_{k}": t for k, t in n.items()},
+            **d_h, **d_layers, **e, "wte": d_wte}
+
+
+def loss_and_gradients(idx, target, wte, wpe, lnf_gamma, lnf_beta, **layers
+                       ) -> tuple[torch.Tensor, Tensors]:
+    """The loss and every ``d_<name>`` (module docstring), from one forward."""
+    _checked(idx=idx, target=target, wte=wte, wpe=wpe, lnf_gamma=lnf_gamma,
+             lnf_beta=lnf_beta, **layers)
+    f, blocks = _run(idx, target, wte, wpe, lnf_gamma, lnf_beta, layers)
+    return f["loss"], backward(idx, target, wte, lnf_gamma, layers, f, blocks)
+
+
+def gradients(idx, target, wte, wpe, lnf_gamma, lnf_beta, **layers) -> Tensors:
+    """The loss's gradient for every parameter, and every named step (module docstring)."""
+    return loss_and_gradients(idx, target, wte, wpe, lnf_gamma, lnf_beta, **layers)[1]
+
+
+def train(params: Tensors, idx, target, steps: int, average=None, **hyper
+          ) -> list[tuple[torch.Tensor, Tensors]]:
+    """``steps`` steps of training on hand gradients alone: the loss and every parameter's
+    gradient by ``loss_and_gradients``, then ``adamw.adamw_step`` with ``hyper`` (its
+    keywords; torch.optim.AdamW's defaults for the rest). ``average(loss, grads)``, where
+    given, replaces both by their averages over the processes of a data-parallel run
+    before the step. Returns, step by step, the loss before the step and the parameters
+    after it."""
+    state, history = None, []
+    for _ in range(steps):
+        loss, grads = loss_and_gradients(idx, target, **params)
+        grads = {k: grads[k] for k in params}
+        if average is not None:
+            loss, grads = average(loss, grads)
+        params, state = adamw.adamw_step(params, grads, state, **hyper)
+        history.append((loss, params))
+    return history
