@@ -69,6 +69,9 @@ import torch
 from manual_grads import causal_self_attention as attention
 from manual_grads import gelu, layer_norm, mlp_relu_mse
 from manual_grads._check import check
+from manual_grads.causal_self_attention import backward as attention_backward
+from manual_grads.gelu import backward as gelu_backward
+from manual_grads.layer_norm import backward as layer_norm_backward
 
 SHAPES = {"x": "B T C", "ln1_gamma": "C", "ln1_beta": "C", "w_qkv": "C 3 H D",
           "b_qkv": "3 H D", "w_proj": "H D C", "b_proj": "C", "ln2_gamma": "C",
@@ -124,15 +127,15 @@ def backward(d_y, x, ln1_gamma, w_qkv, w_proj, ln2_gamma, w_fc, w_fc_proj, f: Te
     what a model of these blocks calls with its own ``d_y``. Unchecked."""
     d_mlp = d_y  # (B, T, C)  step 1: y = res + mlp
     d_gelu, d_w_fc_proj, d_b_fc_proj = linear_backward(f["gelu"], w_fc_proj, d_mlp)  # step 2
-    g = gelu.backward(_op("gelu", f), f["fc"], d_gelu)  # step 3: d_t, d_u, d_x = d_fc
+    g = gelu_backward(_op("gelu", f), f["fc"], d_gelu)  # step 3: d_t, d_u, d_x = d_fc
     d_fc = g.pop("x")  # (B, T, F)  step 3
     d_ln2, d_w_fc, d_b_fc = linear_backward(f["ln2"], w_fc, d_fc)  # step 4
-    n2 = layer_norm.backward(_op("ln2", f), ln2_gamma, d_ln2, d_y)  # steps 5, 6: ... d_x
+    n2 = layer_norm_backward(_op("ln2", f), ln2_gamma, d_ln2, d_y)  # steps 5, 6: ... d_x
     d_res = n2.pop("x")  # (B, T, C)  step 6: res feeds y (d_y) and ln2
     d_attn = d_res  # (B, T, C)  step 7: res = x + attn
-    a = attention.backward(d_attn, f["ln1"], w_qkv, w_proj, _op("attn", f))  # step 8
+    a = attention_backward(d_attn, f["ln1"], w_qkv, w_proj, _op("attn", f))  # step 8
     d_ln1 = a.pop("x")  # (B, T, C)  step 8: the attention's input
-    n1 = layer_norm.backward(_op("ln1", f), ln1_gamma, d_ln1, d_res)  # steps 9, 10
+    n1 = layer_norm_backward(_op("ln1", f), ln1_gamma, d_ln1, d_res)  # steps 9, 10
     d_x = n1.pop("x")  # (B, T, C)  step 10: x feeds res (d_res) and ln1
     params = ("w_qkv", "b_qkv", "w_proj", "b_proj")
     return {"mlp": d_mlp, "gelu": d_gelu, "w_fc_proj": d_w_fc_proj, "b_fc_proj": d_b_fc_proj,

@@ -52,6 +52,10 @@ import torch
 
 from manual_grads import adamw, cross_entropy, embedding, gpt_block, layer_norm
 from manual_grads._check import check
+from manual_grads.cross_entropy import backward as cross_entropy_backward
+from manual_grads.embedding import backward as embedding_backward
+from manual_grads.gpt_block import backward as gpt_block_backward
+from manual_grads.layer_norm import backward as layer_norm_backward
 
 LAYERS = {name: f"L {gpt_block.SHAPES[name]}" for name in gpt_block.PARAMETERS}
 SHAPES = {"idx": "B T < V", "target": "B T < V", "wte": "V C", "wpe": "T C", **LAYERS,
@@ -102,18 +106,18 @@ def backward(idx, target, wte, lnf_gamma, layers: Tensors, f: Tensors, blocks: l
     up: each block's values, and its steps' gradients, are let go once its backward has
     run, so that one block's ``(B, H, T, T)`` tensors are held at a time, not all of them
     (at width 256 and T = 256 the step's peak fell from 324 to 257 MiB)."""
-    ce = cross_entropy.backward({k: f[k] for k in CROSS_ENTROPY}, target.flatten(), d_loss,
+    ce = cross_entropy_backward({k: f[k] for k in CROSS_ENTROPY}, target.flatten(), d_loss,
                                 through_row_max=True)  # step 1: rows summing to 0
     d_logits = ce.pop("logits").view(f["logits"].shape)  # (B, T, V)  step 1
     d_lnf = d_logits @ wte  # (B, T, C)  step 2: logits = lnf @ wte^T
     d_wte_head = d_logits.flatten(0, 1).T @ f["lnf"].flatten(0, 1)  # (V, C)  step 2
-    n = layer_norm.backward({k[4:] or "y": t for k, t in f.items() if k.startswith("lnf")},
+    n = layer_norm_backward({k[4:] or "y": t for k, t in f.items() if k.startswith("lnf")},
                             lnf_gamma, d_lnf)  # step 3: ... d_x
     d_h = {f"h{len(blocks)}": n.pop("x")}  # (B, T, C)  step 3: the last block's output
     per_layer = {k: [] for k in layers}
     for layer in reversed(range(len(blocks))):  # step 4: each block's own backward
         weights = {k: t[layer] for k, t in layers.items()}
-        b = gpt_block.backward(d_h[f"h{layer + 1}"], f[f"h{layer}"], weights["ln1_gamma"],
+        b = gpt_block_backward(d_h[f"h{layer + 1}"], f[f"h{layer}"], weights["ln1_gamma"],
                                weights["w_qkv"], weights["w_proj"], weights["ln2_gamma"],
                                weights["w_fc"], weights["w_fc_proj"], blocks.pop())
         d_h[f"h{layer}"] = b["x"]  # (B, T, C)  step 4: the block's input
@@ -121,7 +125,7 @@ def backward(idx, target, wte, lnf_gamma, layers: Tensors, f: Tensors, blocks: l
             per_layer[k].insert(0, b[k])
         del b  # the block's steps, (B, H, T, T) ones among them, before the next block's
     d_layers = {k: torch.stack(g) for k, g in per_layer.items()}  # (L, ...)  step 4
-    e = embedding.backward(idx, wte, d_h["h0"])  # step 5: d_tok, d_wpe, the scatter-add
+    e = embedding_backward(idx, wte, d_h["h0"])  # step 5: d_tok, d_wpe, the scatter-add
     d_wte = e.pop("wte") + d_wte_head  # (V, C)  step 6: the lookup and the head
     return {**ce, "logits": d_logits, "lnf": d_lnf, **{f"lnf_{k}": t for k, t in n.items()},
             **d_h, **d_layers, **e, "wte": d_wte}
