@@ -128,10 +128,13 @@ def test_readme_tables_are_current():
 
 
 def test_measured_cells_may_move_by_rounding_only():
-    a = "| `x` | 1e-13 | 1e-06 |\n| `y` | 0.94 | 1.20 |"
-    assert readme.measured_cells_agree(a, "| `x` | 3e-13 | 1e-06 |\n| `y` | 1.30 | 1.10 |") == []
-    moved = readme.measured_cells_agree(a, "| `x` | 1e-11 | 1e-06 |\n| `y` | 2.10 | 1.20 |")
-    assert moved == ["`x`: 1e-13 is now 1e-11", "`y`: 0.94 is now 2.10"]
+    """A ratio may not pass the rule's K: 2, and 6 in the float64 column."""
+    head = "| case | float64 | float32 |\n"
+    a = head + "| `x` | 1e-13 | 1e-06 |\n| `y` | 2.40 | 1.20 |"
+    same = readme.measured_cells_agree(a, head + "| `x` | 3e-13 | 1e-06 |\n| `y` | 2.70 | 1.10 |")
+    assert same == []
+    moved = readme.measured_cells_agree(a, head + "| `x` | 1e-11 | 1e-06 |\n| `y` | 2.40 | 2.10 |")
+    assert moved == ["`x`: 1e-13 is now 1e-11", "`y`: 1.20 is now 2.10"]
 
 
 def test_the_readme_quotes_ids_and_rules_that_exist():
