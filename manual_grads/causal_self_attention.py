@@ -76,7 +76,13 @@ Backward, read from the bottom up:
 8. ``q, k, val`` are slices of ``qkv`` with the head axis moved: ``d_qkv`` stacks
    ``d_q, d_k, d_val`` back in place ``(B, T, 3, H, D)``.
 9. ``qkv = x @ w_qkv + b_qkv`` by step 1's rule: ``d_x = d_qkv @ w_qkv^T (B, T, C)``,
-   ``d_w_qkv = x^T @ d_qkv (C, 3, H, D)``, ``d_b_qkv = d_qkv`` summed ``(3, H, D)``.
+   ``d_w_qkv = x^T @ d_qkv (C, 3, H, D)``, ``d_b_qkv = d_qkv`` summed ``(3, H, D)``, but
+   for its key part, which is exactly 0: adding ``b`` to every key adds ``q_t . b / sqrt(D)``
+   to each score of row t, the same for the whole row, and the softmax ignores a shift of
+   its row. Summed, the key part is rounding noise, and how large depends on the order of
+   the sum (hypothesis found one where it came out 2.02 times autograd's), so the
+   derivation's exact 0 is written instead: the sum times 0, which keeps a NaN or inf in
+   the sum non-finite, as autograd's is.
 
 Closed form of the attention core, per head, with ``d_s`` the scores' gradient:
 ``d_s = p * (d_p - rowsum(d_p * p))`` with ``d_p = d_att val^T``, then
@@ -213,6 +219,7 @@ def backward(d_y, x, w_qkv, w_proj, saved: Tensors) -> Tensors:
     steps = _attention_backward(d_att, q, k, val, masked, row_max, e, row_sum, p)  # 3-7
     d_qkv = _qkv(steps["q"], steps["k"], steps["val"])  # (B, T, 3, H, D)  step 8
     d_x, d_w_qkv, d_b_qkv = _linear_backward(x, w_qkv, d_qkv)  # step 9: (B, T, C), ...
+    d_b_qkv[1] *= 0  # (H, D)  step 9: exactly 0 (below), and NaN where the sum is not finite
     return {"merged": d_merged, "w_proj": d_w_proj, "b_proj": d_b_proj, "att": d_att,
             **steps, "qkv": d_qkv, "x": d_x, "w_qkv": d_w_qkv, "b_qkv": d_b_qkv}
 
