@@ -1,10 +1,13 @@
-"""Peak memory of one forward and backward, per form and size: the MLP's, or attention's.
+"""Peak memory of one forward and backward, per form and size: the MLP's, attention's, or
+a GPT training step's.
 
     python -m benchmarks.memory                     # CPU: the MLP's table in the README
     python -m benchmarks.memory --suite attention   # attention at T = 256 and 1024
+    python -m benchmarks.memory --suite gpt         # a GPT training step at C = 32 and 256
     python -m benchmarks.memory --device cuda       # on a GPU
 
-A suite is a module of forms (``SUITES``): ``mlp_forms`` or ``attention_forms``, each with
+A suite is a module of forms (``SUITES``): ``mlp_forms``, ``attention_forms`` or
+``gpt_forms``, each with
 its ``FORMS``, ``SIZES``, ``draw(device, size)`` and the forms it has figures for. Each
 figure comes from a fresh process, which draws the inputs, then measures how much
 memory the form adds at its peak over one call, its set-up included (``buffered``
