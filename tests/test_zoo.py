@@ -10,16 +10,22 @@ exist.
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from unittest import mock
 
 import pytest
 import torch
+from attention_mistakes import (
+    attention_core,
+    attention_lost_transpose,
+    attention_one_log_sum_exp,
+    attention_row_max_left_out,
+    attention_scale_forgotten,
+    attention_softmax_as_p_times_d_p,
+)
 
 from cases import CASES
 from cases.mlp_relu_mse import on_the_kink, reused_buffers
 from handgrad import DTYPES, opinions
 from handgrad.mutants import planted
-from manual_grads import causal_self_attention as attn
 from manual_grads import gelu, gelu_erf
 from manual_grads import mlp_relu_mse as mlp
 from manual_grads import softmax_cross_entropy as sce
@@ -176,50 +182,6 @@ def cross_entropy_by_subtraction(inputs, grads):
     logits, target = inputs["logits"], inputs["target"]
     onehot = torch.nn.functional.one_hot(target, logits.shape[-1]).to(logits.dtype)
     return (logits.softmax(-1) - onehot) / logits.shape[0]
-CORE = attn._attention_backward  # steps 3 to 7 of both forms of the attention backward
-
-
-def attention_core(change: Callable) -> Callable:
-    """An attention form whose steps 3 to 7 are ``change``, called as ``CORE`` is."""
-    def wrong(right):
-        def form(**inputs):
-            with mock.patch.object(attn, "_attention_backward", change):
-                return right(**inputs)
-        return form
-    return wrong
-
-
-def again_from(d_masked, q, k) -> dict:
-    """Steps 6 and 7 again, from a wrong ``d_masked``."""
-    d_scores = d_masked.masked_fill(attn._future(q), 0) * q.shape[-1] ** -0.5
-    return {"q": d_scores @ k, "k": d_scores.mT @ q}
-
-
-def attention_lost_transpose(d_att, q, k, *rest):
-    steps = CORE(d_att, q, k, *rest)
-    return {**steps, "k": steps["scores"] * q.shape[-1] ** -0.5 @ q}
-
-
-def attention_scale_forgotten(d_att, q, k, *rest):
-    steps = CORE(d_att, q, k, *rest)
-    return {**steps, "q": steps["scores"] @ k, "k": steps["scores"].mT @ q}
-
-
-def attention_softmax_as_p_times_d_p(d_att, q, k, val, masked, row_max, e, row_sum, p):
-    steps = CORE(d_att, q, k, val, masked, row_max, e, row_sum, p)
-    return {**steps, **again_from(p * steps["p"], q, k)}
-
-
-def attention_row_max_left_out(d_att, q, k, *rest):
-    steps = CORE(d_att, q, k, *rest)
-    return {**steps, **again_from(steps["shifted"], q, k)}
-
-
-def attention_one_log_sum_exp(d_att, q, k, val, masked, row_max, e, row_sum, p):
-    p = (masked - (row_max + row_sum.log())).exp()  # FlashAttention's statistic
-    return CORE(d_att, q, k, val, masked, row_max, p, torch.ones_like(row_sum), p)
-
-
 ZOO = [
     Wrong("linear_xw", "a row instead of a column (X^T r transposed)",
           changed("w", lambda i, g: g["w"].T)),
