@@ -235,15 +235,22 @@ def judge_one(name: str, manual, autograd: torch.Tensor, truth: torch.Tensor,
             index = tuple(int(i) for i in where.nonzero()[0])
             return problem(f"manual is {text}: at index {index} manual "
                            f"{float(m[index])}, autograd {float(a[index])}", index)
-    # Where autograd gave up in a lower dtype (NaN or inf) but the truth is finite, a manual
-    # that stayed finite is judged against the truth like every other entry, and autograd's
-    # error there counts as the truth's size: a NaN is no nearer than a 0 would have been.
     judged_m, judged_a = ~manual_nf & ~truth_nf, ~autograd_nf & ~truth_nf
     scale = float(torch.where(judged_m, t.abs(), 0).max()) if t.numel() else 0.0
     floor = FLOOR_ULPS * ulp(dtype, scale) * (2 if dtype == torch.float64 else 1)
-    err_m, index = _located((m - t).abs(), judged_m)
+    # Where autograd gave up in a lower dtype (NaN or inf) but the truth is finite, a manual
+    # that stayed finite is judged against the truth entry by entry, autograd's error there
+    # counting as the truth's size (a NaN is no nearer than a 0 would have been); every
+    # other entry by the rule below, against autograd's error where it did not give up.
+    gave_up = judged_m & autograd_nf
+    off = gave_up & ((m - t).abs() > K * t.abs() + floor)
+    if off.any():
+        index = tuple(int(i) for i in off.nonzero()[0])
+        return problem(f"manual is {float(m[index])} where autograd gave {float(a[index])} "
+                       f"and the truth is {float(t[index])} (index {index}): further from it "
+                       f"than {K:g} times its size", index)
+    err_m, index = _located((m - t).abs(), judged_m & ~gave_up)
     err_a = error if error is not None else _located((a - t).abs(), judged_a)[0]
-    err_a = max(err_a, _located(t.abs(), autograd_nf & ~truth_nf)[0])
     judged = Judgement(**base, passed=True, err_manual=err_m, err_autograd=err_a,
                        floor=floor, index=index, manual_at=_at(m, index),
                        autograd_at=_at(a, index), truth_at=_at(t, index))

@@ -82,11 +82,13 @@ def gradients_fused(x, gamma, beta, v) -> Tensors:
     return normalize_backward_fused(forward(x, gamma, beta), gamma, v, dim=0)
 
 
+RUNNING_SHAPES = {"x": "N C", "running_mean": "C", "running_var": "C"}  # parsed once
+
+
 def running_statistics(x, running_mean, running_var, momentum: float = MOMENTUM):
     """The buffers after one training step: the batch mean, and the *unbiased* variance
     (``N - 1``), blended in with ``momentum``. No gradient flows through them."""
-    check({"x": "N C", "running_mean": "C", "running_var": "C"}, x=x,
-          running_mean=running_mean, running_var=running_var)
+    check(RUNNING_SHAPES, x=x, running_mean=running_mean, running_var=running_var)
     n = x.shape[0]
     mean = x.mean(0)
     unbiased = ((x - mean) ** 2).sum(0) / (n - 1)  # (C,)  sum xc^2 / (N - 1)

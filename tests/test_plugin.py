@@ -5,6 +5,7 @@ import re
 import shutil
 from pathlib import Path
 
+import pytest
 import torch
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "swish"
@@ -47,7 +48,7 @@ def test_a_planted_mistake_fails_with_the_gradient_named(pytester):
 
 def test_cuda_without_a_gpu_is_skipped_with_the_reason_or_failed_on_request(pytester):
     if torch.cuda.is_available():
-        return  # the refusal is for machines without a GPU; there the ids run
+        pytest.skip("needs a machine without a GPU: with one, the cuda ids run")
     project(pytester)
     skipped = pytester.runpytest("-p", "no:randomly", "-k", "agrees and cuda", "-ra")
     skipped.assert_outcomes(skipped=4)

@@ -35,6 +35,7 @@ def test_two_roundings_that_an_elementwise_tolerance_rejects_pass():
     truth = [175.0, 0.32, -3.0]
     autograd, manual = [175.0, 0.32 + 4.7e-5, -3.0], [175.0, 0.32 - 4.7e-5, -3.0]
     with pytest.raises(AssertionError):
+        # The very check the verdict replaces, called to show it rejects two right answers.
         torch.testing.assert_close(torch.tensor(manual), torch.tensor(autograd))
     assert verdict(truth, autograd, manual).passed
 
@@ -98,6 +99,13 @@ def test_non_finite_entries(autograd, truth, manual, passes):
     dtype = torch.float16
     v = verdict([truth, 2.0], [autograd, 2.0], [manual, 2.0], dtype)
     assert v.passed is passes, v.explain()
+
+
+def test_where_autograd_gave_up_the_other_entries_keep_their_bound():
+    """Autograd's NaN at one entry widens what manual may be off there, nowhere else."""
+    v = verdict([3e4, 2.0], [float("nan"), 2.0], [3e4, 5e4], torch.float16)
+    assert not v.passed
+    assert v.judgements[0].index == (1,), v.explain()
 
 
 def test_a_wrong_dtype_shape_or_missing_gradient_fails_with_the_reason():
