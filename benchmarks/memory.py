@@ -94,7 +94,7 @@ def table(sizes, forms, device, suite_name: str = "mlp") -> list[str]:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.memory",
-                                     description=__doc__.splitlines()[0])
+                                     description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--suite", default="mlp", choices=SUITES)
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--sizes", type=int, nargs="+", help="default: the suite's SIZES")
@@ -102,8 +102,6 @@ def main(argv=None) -> None:
     parser.add_argument("--child", nargs=4, metavar=("SUITE", "FORM", "SIZE", "DEVICE"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.device == "cuda" and not torch.cuda.is_available():
-        parser.error("--device cuda: no CUDA device here (torch.cuda.is_available() is False)")
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device here (torch.cuda.is_available() is False)")
     if args.child:

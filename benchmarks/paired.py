@@ -3,9 +3,10 @@
 On this shared machine the speed of a core drifts by 20-30% over tens of seconds (another
 process, the host), so two benchmarks timed one after the other run on two different
 machines: the ratio of their minimum times moved by up to 86% over three runs (by over
-10% for most ratios). Timed in alternation, each round sees every call under the same
-conditions, and the median over the rounds of the ratio within a round repeated within
-5% for most ratios (the README lists the exceptions). The ratio summary is taken this
+10% for most ratios) in one measurement, by up to 32% in a quieter one. Timed in
+alternation, each round sees every call under the same conditions, and the median over
+the rounds of the ratio within a round repeats within a few per cent for most ratios
+(benchmarks/README.md lists the spreads). The ratio summary is taken this
 way, right after pytest-benchmark has timed each benchmark."""
 
 import math

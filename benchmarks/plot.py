@@ -40,7 +40,7 @@ def series(runs: list[dict], device: str, key: str = "min_s") -> dict[str, list[
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.plot",
-                                     description=__doc__.splitlines()[0])
+                                     description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("runs", nargs="+", type=Path, help="ratio JSON files, one per run")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("-o", "--output", type=Path,
@@ -55,8 +55,8 @@ def main(argv=None) -> None:
         times.plot(ns, values, label=variant, **STYLE.get(variant, {"marker": "o"}))
     times.set(xscale="log", yscale="log", xlabel="batch size N (D = 784, H = 50)",
               ylabel="seconds per forward + backward (minimum)")
-    # The broadcast form is 45 to 65 times the floor: on the same linear axis it would
-    # flatten the 10 to 40 % gaps between the others, so its ratios are written, not drawn.
+    # The broadcast form is 16 to 64 times the floor: on the same linear axis it would
+    # flatten the others' gaps (12 to 124 %), so its ratios are written, not drawn.
     apart = "broadcast"
     for variant, points in series(runs, args.device, "over_floor").items():
         ns, values = zip(*points, strict=True)

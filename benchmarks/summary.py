@@ -142,7 +142,7 @@ def load_runs(parser: argparse.ArgumentParser, paths: list[Path]) -> list[dict]:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.summary",
-                                     description=__doc__.splitlines()[0])
+                                     description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("runs", nargs="+", type=Path, help="ratio JSON files, one per run")
     args = parser.parse_args(argv)
     print("\n".join(across_runs(load_runs(parser, args.runs))))
