@@ -55,7 +55,7 @@ def gpt2_init(device="cpu", dtype=torch.float64, seed: int = 0, **dims: int) -> 
     gen = torch.Generator().manual_seed(CASE.seed + 100 + seed)
     drawn = {}
     for name in tiny_gpt.PARAMETERS:
-        shape = tuple(int(s) if s.isdigit() else sizes[s] for s in tiny_gpt.SHAPES[name].split())
+        shape = CASE.shape(name, sizes)
         if name.endswith("gamma"):
             drawn[name] = torch.ones(shape, dtype=torch.float64)
         elif name.endswith("beta") or name.startswith("b_"):

@@ -82,13 +82,13 @@ PARAMETERS = tuple(name for name in SHAPES if name not in ("x", "v"))
 Tensors = dict[str, torch.Tensor]
 
 
-def _named(prefix: str, values: Tensors) -> Tensors:
+def named(prefix: str, values: Tensors) -> Tensors:
     """An op's values under the block's names: its output ``y`` as ``prefix``, every other
     value as ``prefix_<name>``."""
     return {prefix if k == "y" else f"{prefix}_{k}": t for k, t in values.items()}
 
 
-def _op(prefix: str, values: Tensors) -> Tensors:
+def op_values(prefix: str, values: Tensors) -> Tensors:
     """The op's own values back from the block's names: what its backward reads."""
     start = len(prefix) + 1
     return {"y" if k == prefix else k[start:]: t for k, t in values.items()
@@ -108,12 +108,12 @@ def forward(x, ln1_gamma, ln1_beta, w_qkv, b_qkv, w_proj, b_proj, ln2_gamma, ln2
     check(SHAPES, x=x, ln1_gamma=ln1_gamma, ln1_beta=ln1_beta, w_qkv=w_qkv, b_qkv=b_qkv,
           w_proj=w_proj, b_proj=b_proj, ln2_gamma=ln2_gamma, ln2_beta=ln2_beta, w_fc=w_fc,
           b_fc=b_fc, w_fc_proj=w_fc_proj, b_fc_proj=b_fc_proj)
-    f = _named("ln1", layer_norm.normalize(x, ln1_gamma, ln1_beta))
-    f |= _named("attn", attention.forward(f["ln1"], w_qkv, b_qkv, w_proj, b_proj))
+    f = named("ln1", layer_norm.normalize(x, ln1_gamma, ln1_beta))
+    f |= named("attn", attention.forward(f["ln1"], w_qkv, b_qkv, w_proj, b_proj))
     f["res"] = x + f["attn"]
-    f |= _named("ln2", layer_norm.normalize(f["res"], ln2_gamma, ln2_beta))
+    f |= named("ln2", layer_norm.normalize(f["res"], ln2_gamma, ln2_beta))
     f["fc"] = f["ln2"] @ w_fc + b_fc
-    f |= _named("gelu", gelu.values(f["fc"]))
+    f |= named("gelu", gelu.values(f["fc"]))
     f["mlp"] = f["gelu"] @ w_fc_proj + b_fc_proj
     f["y"] = f["res"] + f["mlp"]
     return f
@@ -127,15 +127,15 @@ def backward(d_y, x, ln1_gamma, w_qkv, w_proj, ln2_gamma, w_fc, w_fc_proj, f: Te
     what a model of these blocks calls with its own ``d_y``. Unchecked."""
     d_mlp = d_y  # (B, T, C)  step 1: y = res + mlp
     d_gelu, d_w_fc_proj, d_b_fc_proj = linear_backward(f["gelu"], w_fc_proj, d_mlp)  # step 2
-    g = gelu_backward(_op("gelu", f), f["fc"], d_gelu)  # step 3: d_t, d_u, d_x = d_fc
+    g = gelu_backward(op_values("gelu", f), f["fc"], d_gelu)  # step 3: d_t, d_u, d_x = d_fc
     d_fc = g.pop("x")  # (B, T, F)  step 3
     d_ln2, d_w_fc, d_b_fc = linear_backward(f["ln2"], w_fc, d_fc)  # step 4
-    n2 = layer_norm_backward(_op("ln2", f), ln2_gamma, d_ln2, d_y)  # steps 5, 6: ... d_x
+    n2 = layer_norm_backward(op_values("ln2", f), ln2_gamma, d_ln2, d_y)  # steps 5, 6: ... d_x
     d_res = n2.pop("x")  # (B, T, C)  step 6: res feeds y (d_y) and ln2
     d_attn = d_res  # (B, T, C)  step 7: res = x + attn
-    a = attention_backward(d_attn, f["ln1"], w_qkv, w_proj, _op("attn", f))  # step 8
+    a = attention_backward(d_attn, f["ln1"], w_qkv, w_proj, op_values("attn", f))  # step 8
     d_ln1 = a.pop("x")  # (B, T, C)  step 8: the attention's input
-    n1 = layer_norm_backward(_op("ln1", f), ln1_gamma, d_ln1, d_res)  # steps 9, 10
+    n1 = layer_norm_backward(op_values("ln1", f), ln1_gamma, d_ln1, d_res)  # steps 9, 10
     d_x = n1.pop("x")  # (B, T, C)  step 10: x feeds res (d_res) and ln1
     params = ("w_qkv", "b_qkv", "w_proj", "b_proj")
     return {"mlp": d_mlp, "gelu": d_gelu, "w_fc_proj": d_w_fc_proj, "b_fc_proj": d_b_fc_proj,

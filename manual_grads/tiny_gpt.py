@@ -74,7 +74,6 @@ LAYERS = {name: f"L {gpt_block.SHAPES[name]}" for name in gpt_block.PARAMETERS}
 SHAPES = {"idx": "B T < V", "target": "B T < V", "wte": "V C", "wpe": "T C", **LAYERS,
           "lnf_gamma": "C", "lnf_beta": "C"}
 PARAMETERS = tuple(name for name in SHAPES if name not in ("idx", "target"))
-CROSS_ENTROPY = ("row_max", "shifted", "lse", "log_p", "picked", "loss")
 
 Tensors = dict[str, torch.Tensor]
 
@@ -98,7 +97,7 @@ def _run(idx, target, wte, wpe, lnf_gamma, lnf_beta, layers: Tensors
                                                          layers.items()}))
         f[f"h{layer + 1}"] = blocks[-1]["y"]
     n = layer_norm.normalize(f[f"h{len(blocks)}"], lnf_gamma, lnf_beta)
-    f |= {f"lnf_{k}" if k != "y" else "lnf": t for k, t in n.items()}
+    f |= gpt_block.named("lnf", n)
     f["logits"] = f["lnf"] @ wte.T
     ce = cross_entropy.forward(f["logits"].flatten(0, 1), target.flatten())
     return f | ce, blocks
@@ -129,13 +128,12 @@ def backward(idx, target, wte, lnf_gamma, layers: Tensors, f: Tensors, blocks: l
     up: each block's values, and its steps' gradients, are let go once its backward has
     run, so that one block's ``(B, H, T, T)`` tensors are held at a time, not all of them
     (at width 256 and T = 256 the step's peak fell from 324 to 257 MiB)."""
-    ce = cross_entropy_backward({k: f[k] for k in CROSS_ENTROPY}, target.flatten(), d_loss,
+    ce = cross_entropy_backward(f, target.flatten(), d_loss,
                                 through_row_max=True)  # step 1: rows summing to 0
     d_logits = ce.pop("logits").view(f["logits"].shape)  # (B, T, V)  step 1
     d_lnf = _through_head(d_logits, wte, f["lnf"])  # (B, T, C)  step 2: lnf @ wte^T
     d_wte_head = d_logits.flatten(0, 1).T @ f["lnf"].flatten(0, 1)  # (V, C)  step 2
-    n = layer_norm_backward({k[4:] or "y": t for k, t in f.items() if k.startswith("lnf")},
-                            lnf_gamma, d_lnf)  # step 3: ... d_x
+    n = layer_norm_backward(gpt_block.op_values("lnf", f), lnf_gamma, d_lnf)  # step 3: d_x
     d_h = {f"h{len(blocks)}": n.pop("x")}  # (B, T, C)  step 3: the last block's output
     per_layer = {k: [] for k in layers}
     for layer in reversed(range(len(blocks))):  # step 4: each block's own backward
