@@ -84,6 +84,7 @@ FORMS: dict[str, Callable[[Tensors], Callable[[], Tensors]]] = {
     "floor": floor,
 }
 BASELINES = ("autograd", "floor")  # what every form's time is divided by, or divides
+PARTIAL = ("floor",)  # its three products are some of the gradients, judged as such
 MEASURED = ("autograd", "manual", "buffered", "broadcast")  # the floor has no memory figure
 
 
