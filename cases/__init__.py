@@ -28,3 +28,4 @@ NAMES = (
 )
 
 CASES = registry(*(import_module(f"cases.{name}").CASE for name in NAMES))
+BY_NAME = {case.name: case for case in CASES}

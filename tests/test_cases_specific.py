@@ -4,13 +4,12 @@ forward against torch's own cross-entropy, the embedding's repeatable scatter-ad
 import pytest
 import torch
 
-from cases import CASES
+from cases import BY_NAME
 from cases.mlp_relu_mse import ARTICLE_DIMS, on_the_kink, reused_buffers
 from handgrad import compare, measure
 from handgrad.opinions import forms_in
 from manual_grads.mlp_relu_mse import gradient_buffers, gradients_into
 
-BY_NAME = {case.name: case for case in CASES}
 MLP = BY_NAME["mlp_relu_mse"]
 
 

@@ -9,14 +9,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from cases import CASES
+from cases import BY_NAME, CASES
 from handgrad import readme
 from handgrad.cli import main
 from handgrad.mutants import planted
 from handgrad.probes import assert_printed
 from handgrad.report import verify
 
-BY_NAME = {case.name: case for case in CASES}
 README = Path(__file__).resolve().parents[1] / "README.md"
 QUICK = ["--device", "cpu", "--dtype", "float32", "--no-progress"]
 

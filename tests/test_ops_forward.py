@@ -5,11 +5,9 @@ stands for."""
 import torch
 import torch.nn.functional as F
 
-from cases import CASES
+from cases import BY_NAME
 from handgrad import compare
 from manual_grads import batch_norm
-
-BY_NAME = {case.name: case for case in CASES}
 
 
 def judge_forward(name: str, torch_op, device, dtype, inputs=None):

@@ -4,7 +4,7 @@ and what weaker checks let through that it does not."""
 import pytest
 import torch
 
-from cases import CASES
+from cases import BY_NAME, CASES
 from cases.mlp_relu_mse import ARTICLE_DIMS
 from handgrad import measure
 from handgrad.measure import Measured
@@ -12,7 +12,6 @@ from handgrad.mutants import planted
 from handgrad.probes import detection_limit
 from handgrad.verdict import FLOOR_ULPS, K_FLOAT64, K, judge, ulp
 
-BY_NAME = {case.name: case for case in CASES}
 F32, F64 = torch.float32, torch.float64
 
 

@@ -22,7 +22,7 @@ from attention_mistakes import (
     attention_softmax_as_p_times_d_p,
 )
 
-from cases import CASES
+from cases import BY_NAME
 from cases.mlp_relu_mse import on_the_kink, reused_buffers
 from handgrad import DTYPES, opinions
 from handgrad.mutants import planted
@@ -30,8 +30,6 @@ from manual_grads import gelu, gelu_erf
 from manual_grads import mlp_relu_mse as mlp
 from manual_grads import softmax_cross_entropy as sce
 from manual_grads.layer_norm import normalize, normalize_backward
-
-BY_NAME = {case.name: case for case in CASES}
 
 
 def draw(name: str, form: str = "gradients"):
