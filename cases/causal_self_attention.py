@@ -11,6 +11,10 @@ import torch
 from handgrad import Case
 from manual_grads import causal_self_attention
 
+# The generated shapes bound the product of the sizes, not B H T^2: T = 16384 and every
+# other size 1 fits that bound and makes each (B, H, T, T) a 2 GiB float64 tensor.
+T_MOST = 64
+
 CASE = Case(
     name="causal_self_attention",
     source="G (beyond the articles): GPT-2's causal self-attention, H heads, qkv and output "
@@ -26,9 +30,7 @@ CASE = Case(
     dims={"B": 2, "C": 6, "H": 2, "D": 3, "T": 5},  # T last: the small draw's T is 6, its C 3
     variants=("gradients_recompute",),
     large={"T": 4, "C": 4, "H": 2, "D": 2},  # B = 4096 sequences, short: T^2 stays small
-    # The generated shapes bound the product of the sizes, not B H T^2: T = 16384 and every
-    # other size 1 fits that bound and makes each (B, H, T, T) a 2 GiB float64 tensor.
-    most={"T": 64},
+    most={"T": T_MOST},
 )
 
 

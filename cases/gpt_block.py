@@ -16,15 +16,10 @@ reductions (a gradient averaged over an axis) passed. Over the square root of th
 autograd's error on the default draw is 1% of the gradient in bfloat16 and 0.1% in
 float16, and every generic mutant fails.
 
-And the generated shapes hold T to ``T_MOST`` (and ``tiny_gpt``'s L to ``L_MOST``), by
-``Case.most``.
-Hypothesis bounds the product of all the sizes, but attention keeps ``(B, H, T, T)``
-tensors, B H T times T: a draw of T = 16384, every other size 1, makes each a 2 GiB float64
-tensor, autograd's graph holds five of them and the hand backward as many again, and the
-process ran out of this machine's 23 GiB. A draw of many layers (L = 8192 fits the bound)
-repeats one block's work thousands of times, for minutes a draw. Past these sizes nothing
-new is computed: T is a loop-free axis of every op, L the number of times the same code
-runs.
+And the generated shapes hold T to attention's ``T_MOST`` (its case says why) and
+``tiny_gpt``'s L to ``L_MOST``, by ``Case.most``: a draw of many layers (L = 8192 fits the
+bound on the product of the sizes) repeats one block's work thousands of times, for
+minutes a draw, and nothing new is computed past a few.
 """
 
 import math
@@ -33,11 +28,12 @@ from dataclasses import dataclass, field
 
 import torch
 
+from cases.causal_self_attention import T_MOST
 from handgrad import Case
 from manual_grads import gpt_block
 
 FAN_IN = {"w_qkv": "C", "w_proj": "H D", "w_fc": "C", "w_fc_proj": "F"}
-T_MOST, L_MOST = 64, 4
+L_MOST = 4
 
 
 @dataclass(frozen=True)

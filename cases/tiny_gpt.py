@@ -16,7 +16,8 @@ from pathlib import Path
 
 import torch
 
-from cases.gpt_block import FAN_IN, L_MOST, T_MOST, GptCase
+from cases.causal_self_attention import T_MOST
+from cases.gpt_block import FAN_IN, L_MOST, GptCase
 from manual_grads import tiny_gpt
 
 Tensors = dict[str, torch.Tensor]
