@@ -44,6 +44,15 @@ def draw_verdicts(case: Case, draw: str, device, dtype, form: str = "gradients",
         yield case.verdict(inputs, form, steps, label)
 
 
+def forward_matches(case: Case, torch_op, inputs: Tensors, label: str) -> Verdict:
+    """The case's output against ``torch_op(inputs)``, the library op its forward stands
+    for, by the verdict (the truth: ``torch_op`` in float64): a case is judged against
+    autograd of its own forward, and this pins that forward to what it claims to be."""
+    given = {k: t for k, t in inputs.items() if k != case.grad_output}
+    return compare(label, lambda x: {case.output: case.forward(x)[case.output]},
+                   lambda x: {case.output: torch_op(x)}, given)
+
+
 def gradcheck(case: Case, device, fast_mode: bool = False) -> bool:
     """Finite differences on the manual gradient, float64: every Jacobian entry on the
     small sizes, or one random projection of it (``fast_mode``) at the case's own sizes."""

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from cases.causal_self_attention import CASE, tied_scores
-from handgrad import compare
+from handgrad import compare, opinions
 from manual_grads import causal_self_attention as attention
 
 LAYER = ("x", "w_qkv", "b_qkv", "w_proj", "b_proj")  # the forward's inputs, v left out
@@ -18,23 +18,23 @@ def sdpa_layer(inputs):
     qkv = (x @ w_qkv.flatten(1) + b_qkv.flatten()).unflatten(-1, w_qkv.shape[1:])
     q, k, val = (part.transpose(1, 2) for part in qkv.unbind(2))  # (B, H, T, D)
     att = F.scaled_dot_product_attention(q, k, val, is_causal=True)
-    return {"y": att.transpose(1, 2).flatten(2) @ w_proj.flatten(0, 1) + b_proj}
+    return att.transpose(1, 2).flatten(2) @ w_proj.flatten(0, 1) + b_proj
 
 
 def test_forward_is_scaled_dot_product_attentions(device, dtype):
     """The hand forward's ``y`` as accurate as torch's attention followed by the
     projection, by the verdict (the truth: torch's attention in float64)."""
     inputs = CASE.inputs(device, dtype)
-    compare("y by hand, against scaled_dot_product_attention",
-            lambda x: {"y": CASE.forward(x)["y"]}, sdpa_layer, inputs).check()
+    opinions.forward_matches(CASE, sdpa_layer, inputs,
+                             "y by hand, against scaled_dot_product_attention").check()
 
 
 def test_forward_is_scaled_dot_product_attentions_at_length_64(device, dtype):
     """Longer rows than the default draw's five, where torch's attention may take its
     fused path."""
     inputs = CASE.inputs(device, dtype, seed=1, B=1, T=64, C=16, H=2, D=8)
-    compare("y by hand at T = 64, against scaled_dot_product_attention",
-            lambda x: {"y": CASE.forward(x)["y"]}, sdpa_layer, inputs).check()
+    opinions.forward_matches(CASE, sdpa_layer, inputs,
+                             "y by hand at T = 64, against scaled_dot_product_attention").check()
 
 
 def test_lean_forward_keeps_the_forwards_values(device, dtype):

@@ -6,7 +6,7 @@ import torch
 
 from cases import BY_NAME
 from cases.mlp_relu_mse import ARTICLE_DIMS, on_the_kink, reused_buffers
-from handgrad import compare, measure
+from handgrad import measure, opinions
 from handgrad.opinions import forms_in
 from manual_grads.mlp_relu_mse import gradient_buffers, gradients_into
 
@@ -70,9 +70,8 @@ def test_softmax_cross_entropy_forward_is_torchs(device, dtype):
     inputs = case.inputs(device, dtype)
     inputs["target"] = inputs["target"].softmax(-1)  # any probability rows
 
-    compare("loss", lambda x: {"loss": case.forward(x)["loss"]},
-            lambda x: {"loss": torch.nn.functional.cross_entropy(x["logits"], x["target"])},
-            inputs).check()
+    opinions.forward_matches(case, lambda x: torch.nn.functional.cross_entropy(
+        x["logits"], x["target"]), inputs, "loss").check()
 
 
 def test_embedding_scatter_add_gives_the_same_bits_every_run(device):
