@@ -95,7 +95,8 @@ class Judgement:
     autograd_at: float | None = None
     truth_at: float | None = None
     problem: str | None = None  # a mismatch of shape, dtype or finiteness, in words
-    looks: int = 1  # over how many inputs autograd's error was measured (see Measured)
+    looks: int = 1  # over how many runs autograd's error was measured (see Measured)
+    how: str = ""  # and how, in words, where more than once
 
     @property
     def allowed(self) -> float:
@@ -115,8 +116,7 @@ class Judgement:
         head = f"d_{self.name}"
         if self.problem:
             return f"{head}: {self.problem}"
-        over = "" if self.looks == 1 else f", the largest over these and {self.looks - 1} " \
-            "nearby inputs"
+        over = f", {self.how}" if self.how else ""
         if self.dtype == torch.float64:
             rule = (f"manual differs from autograd by {self.err_manual:.2e}, "
                     f"{_times(self.ratio)} autograd's own float64 rounding "
@@ -204,12 +204,12 @@ def _at(t: torch.Tensor, index: tuple[int, ...] | None) -> float | None:
 
 
 def judge_one(name: str, manual, autograd: torch.Tensor, truth: torch.Tensor,
-              error: float | None = None, looks: int = 1) -> Judgement:
+              error: float | None = None, looks: int = 1, how: str = "") -> Judgement:
     """The verdict on one gradient. ``error`` is autograd's own error where it is not
     measured here against ``truth``: in float64 (``truth`` is then autograd itself), and on
     a second look (the largest over nearby inputs too)."""
     dtype, device = autograd.dtype, autograd.device.type
-    base = dict(name=name, dtype=dtype, device=device, looks=looks,
+    base = dict(name=name, dtype=dtype, device=device, looks=looks, how=how,
                 k=K_FLOAT64 if dtype == torch.float64 else K)
 
     def problem(text: str, index=None) -> Judgement:
@@ -260,7 +260,7 @@ def judge_one(name: str, manual, autograd: torch.Tensor, truth: torch.Tensor,
 
 
 def judge(label: str, manual: Mapping[str, object], autograd: Tensors, truth: Tensors,
-          errors: Mapping[str, float] | None = None, looks: int = 1) -> Verdict:
+          errors: Mapping[str, float] | None = None, looks: int = 1, how: str = "") -> Verdict:
     """Judge every gradient autograd gives; one that manual does not give fails."""
     judgements = []
     for name, want in autograd.items():
@@ -270,5 +270,5 @@ def judge(label: str, manual: Mapping[str, object], autograd: Tensors, truth: Te
                                         f"{sorted(manual)}"))
             continue
         judgements.append(judge_one(name, manual[name], want, truth[name],
-                                    None if errors is None else errors[name], looks))
+                                    None if errors is None else errors[name], looks, how))
     return Verdict(label, tuple(judgements))

@@ -1,0 +1,98 @@
+"""Random rounding (``handgrad.rounding``) and the looks of the verdict that use it.
+
+The two GPT draws below are ones hypothesis found: one token embedding of 1e-3 among a
+thousand zeros, every other weight 0. Their gradients of ``lnf_beta`` are about 1e-6,
+summed from terms of 1e-3 through a softmax whose row sum rounds the same way at every
+nearby input, so only re-rolling each rounding shows how far autograd can be off.
+"""
+
+import torch
+
+from cases import BY_NAME
+from handgrad.measure import SECOND_LOOKS, measure
+from handgrad.mutants import planted
+from handgrad.rounding import RandomRounding, stochastic_round
+from handgrad.verdict import K_FLOAT64
+
+F32, F64 = torch.float32, torch.float64
+GPT = BY_NAME["tiny_gpt"]
+
+
+def test_stochastic_rounding_picks_a_neighbour_as_often_as_it_is_near():
+    exact = torch.full((20000,), 1 / 3, dtype=F64)
+    rounded = stochastic_round(exact, F32, torch.Generator().manual_seed(0)).to(F64)
+    near = torch.tensor(1 / 3, dtype=F32)  # round-to-nearest's choice, above 1/3
+    far = torch.nextafter(near, torch.tensor(0.0)).to(F64)
+    near = near.to(F64)
+    assert far < 1 / 3 < near
+    assert set(rounded.unique().tolist()) == {far.item(), near.item()}
+    share = (rounded == far).double().mean().item()
+    expected = (near.item() - 1 / 3) / (near - far).item()
+    assert abs(share - expected) < 0.02, (share, expected)  # 6 standard errors of 20000 draws
+
+
+def test_random_rounding_keeps_exact_results_and_rerolls_the_rest():
+    x = torch.linspace(0.1, 2.0, 64, dtype=F32)
+    results = []
+    for seed in range(4):
+        with RandomRounding(seed):
+            assert torch.equal(x - x, torch.zeros_like(x))  # exact: no rounding to draw
+            assert torch.equal(x.amax(), x[-1])
+            results.append(x.exp() / 3)
+    exact = x.to(F64).exp() / 3
+    for r in results:
+        assert ((r.to(F64) - exact).abs() <= 2 * torch.finfo(F32).eps * exact).all()
+    assert not all(torch.equal(results[0], r) for r in results[1:]), "nothing was re-rolled"
+
+
+def test_random_rounding_leaves_float64_and_views_alone():
+    x = torch.rand(8, 8, dtype=F64)
+    with RandomRounding(0):
+        y = x @ x
+        view = x.T
+    assert torch.equal(y, x @ x)
+    assert view.data_ptr() == x.data_ptr()
+
+
+def gpt_draw(vocabulary: int, wte: dict[int, float], beta: float, target: int, dtype):
+    """tiny_gpt at every size 1 but the vocabulary, every weight 0 but these."""
+    dims = dict.fromkeys(GPT.dims, 1) | {"V": vocabulary}
+    inputs = {k: torch.zeros(GPT.shape(k, dims), dtype=dtype) for k in GPT.shapes}
+    for row, value in wte.items():
+        inputs["wte"][row, 0] = value
+    inputs["lnf_beta"][0] = beta
+    return inputs | {"idx": torch.tensor([[0]]), "target": torch.tensor([[target]])}
+
+
+def test_float64_spares_an_exact_gradient_that_autograd_rounds_far_from():
+    """The hand d_lnf_beta is within half an ulp of the exact value (60 digits, mpmath:
+    -1.1399272728173981e-06); autograd's is 6.7e-19 off, 8 times the largest rounding its
+    second differences show. Random rounding shows it, so the right answer passes, and one
+    1e-10 off still fails."""
+    inputs = gpt_draw(1309, {0: -0.0025, 1: 0.0010078125}, 0.003125, 117, F64)
+    right, measured = GPT.manual(inputs), measure(GPT.reference, inputs)
+    off = (right["lnf_beta"] - measured.autograd["lnf_beta"]).abs().item()
+    assert off > K_FLOAT64 * measured.errors["lnf_beta"], "the first look would pass it"
+    verdict = measured.judge("exact", right)
+    assert verdict.passed, verdict.explain()
+    assert "random rounding" in verdict.judgements[-1].how
+    wrong = {**right, "lnf_beta": right["lnf_beta"] * (1 + 1e-10)}
+    assert [j.name for j in measured.judge("1e-10 off", wrong).failures] == ["lnf_beta"]
+
+
+def test_below_float64_one_unlucky_rounding_is_judged_by_medians():
+    """In float32 the hand d_lnf_beta is one ulp of 1e-3 off (1.2e-10), where autograd's
+    own rounding happened to cancel (4e-14). Run under random rounding, the two are as
+    accurate as each other, and the right gradient passes on the third look; a gradient
+    0.1 % off fails it."""
+    inputs = gpt_draw(1304, {0: 0.001}, 0.001, 27, F32)
+    verdict = GPT.verdict(inputs, draw="one unlucky rounding")
+    assert verdict.passed, verdict.explain()
+    judged = {j.name: j for j in verdict.judgements}["lnf_beta"]
+    assert judged.how == f"medians over {SECOND_LOOKS} runs of each with random rounding"
+
+    def off(**kw):
+        return {k: g * (1 + 1e-3) if k == "lnf_beta" else g
+                for k, g in GPT.module.gradients(**kw).items()}
+    wrong = planted(GPT, gradients=off).verdict(inputs, draw="0.1 % off")
+    assert [j.name for j in wrong.failures] == ["lnf_beta"]
