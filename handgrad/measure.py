@@ -134,8 +134,7 @@ class Measured:
         self._rounded: list[dict[str, float]] = []
 
     def nearby_errors(self) -> dict[str, float]:
-        """Autograd's largest error over ``SECOND_LOOKS`` inputs next to these, and as
-        many runs at these inputs with its roundings drawn at random."""
+        """Autograd's largest error over ``SECOND_LOOKS`` inputs next to these."""
         if self._nearby is None:
             looks = []
             for i in range(SECOND_LOOKS):
@@ -149,28 +148,29 @@ class Measured:
                 low = errors_against_truth(self._autograd, nearby(cast(self._inputs, F32), i))
                 looks.append({k: max(e, low[2][k] * F64_OVER_F32)
                               for k, e in second_difference(self._autograd, moved).items()})
-            self._rounded = self._randomly_rounded()
-            looks += self._rounded
             self._nearby = {k: max(look[k] for look in looks) for k in self.autograd}
         return self._nearby
 
-    def _randomly_rounded(self) -> list[dict[str, float]]:
-        """Autograd's error per tensor in ``SECOND_LOOKS`` runs under ``RandomRounding``:
-        in the inputs' dtype, against the truth; a float64 case in float32, against
-        float64 at those float32 inputs, carried up by float64's roundoff over float32's."""
-        low, carry, truth = self._inputs, 1.0, self.truth
-        if self.dtype == torch.float64:
-            low, carry = cast(self._inputs, F32), F64_OVER_F32
-            truth = self._autograd(cast(low, torch.float64))
-        looks = []
-        for seed in range(SECOND_LOOKS):
-            with RandomRounding(seed):
-                got = self._autograd(low)
-            looks.append({})
-            for k in self.autograd:
-                a, t = got[k].to(torch.float64), truth[k]
-                looks[-1][k] = carry * largest((a - t).abs(), torch.isfinite(a) & torch.isfinite(t))
-        return looks
+    def rounded_errors(self) -> dict[str, float]:
+        """``nearby_errors``, or autograd's largest error over ``SECOND_LOOKS`` runs under
+        ``RandomRounding`` where that is larger: in the inputs' dtype, against the truth;
+        a float64 case in float32, against float64 at those float32 inputs, carried up by
+        float64's roundoff over float32's."""
+        if not self._rounded:
+            low, carry, truth = self._inputs, 1.0, self.truth
+            if self.dtype == torch.float64:
+                low, carry = cast(self._inputs, F32), F64_OVER_F32
+                truth = self._autograd(cast(low, torch.float64))
+            for seed in range(SECOND_LOOKS):
+                with RandomRounding(seed):
+                    got = self._autograd(low)
+                self._rounded.append({})
+                for k, t in truth.items():
+                    a = got[k].to(torch.float64)
+                    self._rounded[-1][k] = carry * largest(
+                        (a - t).abs(), torch.isfinite(a) & torch.isfinite(t))
+        return {k: max(e, *(look[k] for look in self._rounded))
+                for k, e in self.nearby_errors().items()}
 
     def judge(self, label: str, manual: Mapping[str, object],
               rerun: Callable[[Tensors], Mapping[str, object]] | None = None) -> Verdict:
@@ -179,16 +179,21 @@ class Measured:
         first = judge(label, manual, self.autograd, self.truth, self.errors)
         if first.passed or all(j.problem for j in first.failures):
             return first
-        again = {j.name: max(j.err_autograd, self.nearby_errors()[j.name])
-                 for j in first.judgements if not j.problem}
-        errors = {k: again.get(k, 0.0) for k in self.autograd}
-        second = judge(label, manual, self.autograd, self.truth, errors, 1 + 2 * SECOND_LOOKS,
-                       f"the largest over these inputs, {SECOND_LOOKS} nearby ones and "
-                       f"{SECOND_LOOKS} runs with random rounding")
-        if (second.passed or rerun is None or self.dtype == torch.float64
-                or all(j.problem for j in second.failures)):
-            return second
-        return self._as_algorithms(label, second, rerun)
+        verdict = first
+        for looks, how, measured in (
+                (1 + SECOND_LOOKS, f"the largest over these and {SECOND_LOOKS} nearby inputs",
+                 self.nearby_errors),
+                (1 + 2 * SECOND_LOOKS, f"the largest over these inputs, {SECOND_LOOKS} nearby "
+                 f"ones and {SECOND_LOOKS} runs with random rounding", self.rounded_errors)):
+            errors = {k: 0.0 for k in self.autograd} | {
+                j.name: max(j.err_autograd, measured()[j.name])
+                for j in first.judgements if not j.problem}
+            verdict = judge(label, manual, self.autograd, self.truth, errors, looks, how)
+            if verdict.passed or all(j.problem for j in verdict.failures):
+                return verdict
+        if rerun is None or self.dtype == torch.float64:
+            return verdict
+        return self._as_algorithms(label, verdict, rerun)
 
     def _as_algorithms(self, label: str, second: Verdict,
                        rerun: Callable[[Tensors], Mapping[str, object]]) -> Verdict:

@@ -39,6 +39,8 @@ def stochastic_round(exact: torch.Tensor, dtype: torch.dtype,
     probability that falls with its distance: exactly representable values are kept."""
     near = exact.to(dtype)
     gap = exact - near.to(F64)
+    if not gap.any():  # held exactly: nothing to draw
+        return near
     info = torch.finfo(dtype)
     _, exponent = torch.frexp(near.to(F64))
     spacing = torch.ldexp(torch.full_like(exact, info.eps), exponent - 1)
