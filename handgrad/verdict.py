@@ -178,14 +178,19 @@ class Verdict:
         return self
 
 
-def _located(diff: torch.Tensor, mask: torch.Tensor) -> tuple[float, tuple[int, ...] | None]:
-    """The largest entry of ``diff`` where ``mask`` holds, and its index."""
-    if not mask.any():
+def _located(diff: torch.Tensor, mask: torch.Tensor | None,
+             ) -> tuple[float, tuple[int, ...] | None]:
+    """The largest entry of ``diff`` where ``mask`` holds (everywhere, for no mask), and
+    its index."""
+    if not diff.numel() or (mask is not None and not mask.any()):
         return 0.0, None
-    masked = torch.where(mask, diff, torch.zeros_like(diff))
-    flat = int(masked.flatten().argmax())
-    index = tuple(int(i) for i in torch.unravel_index(torch.tensor(flat), diff.shape))
-    return float(masked.flatten()[flat]), index
+    masked = _where(mask, diff).flatten()
+    position = int(masked.argmax())
+    index, rest = [], position
+    for size in reversed(diff.shape):  # the flat position as an index, last axis fastest
+        rest, i = divmod(rest, size)
+        index.insert(0, i)
+    return float(masked[position]), tuple(index)
 
 
 def _at_the_edge(manual: torch.Tensor, autograd: torch.Tensor) -> torch.Tensor:
@@ -197,6 +202,29 @@ def _at_the_edge(manual: torch.Tensor, autograd: torch.Tensor) -> torch.Tensor:
     same_sign = torch.sign(manual) == torch.sign(autograd)
     one_inf = torch.isinf(manual) ^ torch.isinf(autograd)
     return one_inf & same_sign & (manual.abs() >= edge) & (autograd.abs() >= edge)
+
+
+def _where(mask: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor:
+    """``x`` where ``mask`` holds and 0 elsewhere; all of ``x`` for no mask."""
+    return x if mask is None else torch.where(mask, x, 0)
+
+
+def _sorted_out(dtype, manual, autograd, m, a, t, problem):
+    """Where some entry is NaN or inf: a problem, or the masks of the entries judged by
+    the ratio rule (manual's, autograd's) and of those where autograd gave up."""
+    manual_nf, autograd_nf, truth_nf = ~torch.isfinite(m), ~torch.isfinite(a), ~torch.isfinite(t)
+    at_edge = _at_the_edge(manual, autograd).cpu()
+    top = torch.finfo(dtype).max  # an inf beyond it is the exact answer, rounded
+    at_edge |= torch.isinf(m) & (t.abs() > top) & (torch.sign(m) == torch.sign(t))
+    for where, text in ((autograd_nf & truth_nf & ~manual_nf, "finite where autograd's is not"),
+                        (manual_nf & ~autograd_nf & ~at_edge,
+                         "non-finite where autograd's is finite")):
+        if where.any():
+            index = tuple(int(i) for i in where.nonzero()[0])
+            return problem(f"manual is {text}: at index {index} manual "
+                           f"{float(m[index])}, autograd {float(a[index])}", index)
+    judged_m, judged_a = ~manual_nf & ~truth_nf, ~autograd_nf & ~truth_nf
+    return judged_m, judged_a, judged_m & autograd_nf
 
 
 def _at(t: torch.Tensor, index: tuple[int, ...] | None) -> float | None:
@@ -224,32 +252,29 @@ def judge_one(name: str, manual, autograd: torch.Tensor, truth: torch.Tensor,
         if got != want:
             return problem(f"manual's {what} is {got}, autograd's {want}")
     m, a, t = (x.detach().to("cpu", torch.float64) for x in (manual, autograd, truth))
-    manual_nf, autograd_nf, truth_nf = ~torch.isfinite(m), ~torch.isfinite(a), ~torch.isfinite(t)
-    at_edge = _at_the_edge(manual, autograd).cpu()
-    top = torch.finfo(dtype).max  # an inf beyond it is the exact answer, rounded
-    at_edge |= torch.isinf(m) & (t.abs() > top) & (torch.sign(m) == torch.sign(t))
-    for where, text in ((autograd_nf & truth_nf & ~manual_nf, "finite where autograd's is not"),
-                        (manual_nf & ~autograd_nf & ~at_edge,
-                         "non-finite where autograd's is finite")):
-        if where.any():
-            index = tuple(int(i) for i in where.nonzero()[0])
-            return problem(f"manual is {text}: at index {index} manual "
-                           f"{float(m[index])}, autograd {float(a[index])}", index)
-    judged_m, judged_a = ~manual_nf & ~truth_nf, ~autograd_nf & ~truth_nf
-    scale = float(torch.where(judged_m, t.abs(), 0).max()) if t.numel() else 0.0
+    if bool(torch.isfinite(m).all() & torch.isfinite(a).all() & torch.isfinite(t).all()):
+        judged_m = judged_a = gave_up = None  # the usual case: every entry is judged
+    else:
+        found = _sorted_out(dtype, manual, autograd, m, a, t, problem)
+        if isinstance(found, Judgement):
+            return found
+        judged_m, judged_a, gave_up = found
+    scale = float(_where(judged_m, t.abs()).max()) if t.numel() else 0.0
     floor = FLOOR_ULPS * ulp(dtype, scale) * (2 if dtype == torch.float64 else 1)
-    # Where autograd gave up in a lower dtype (NaN or inf) but the truth is finite, a manual
-    # that stayed finite is judged against the truth entry by entry, autograd's error there
-    # counting as the truth's size (a NaN is no nearer than a 0 would have been); every
-    # other entry by the rule below, against autograd's error where it did not give up.
-    gave_up = judged_m & autograd_nf
-    off = gave_up & ((m - t).abs() > K * t.abs() + floor)
-    if off.any():
-        index = tuple(int(i) for i in off.nonzero()[0])
-        return problem(f"manual is {float(m[index])} where autograd gave {float(a[index])} "
-                       f"and the truth is {float(t[index])} (index {index}): further from it "
-                       f"than {K:g} times its size", index)
-    err_m, index = _located((m - t).abs(), judged_m & ~gave_up)
+    if gave_up is not None:
+        # Where autograd gave up in a lower dtype (NaN or inf) but the truth is finite, a
+        # manual that stayed finite is judged against the truth entry by entry, autograd's
+        # error there counting as the truth's size (a NaN is no nearer than a 0 would have
+        # been); every other entry by the rule below, against autograd's error where it
+        # did not give up.
+        off = gave_up & ((m - t).abs() > K * t.abs() + floor)
+        if off.any():
+            index = tuple(int(i) for i in off.nonzero()[0])
+            return problem(f"manual is {float(m[index])} where autograd gave "
+                           f"{float(a[index])} and the truth is {float(t[index])} (index "
+                           f"{index}): further from it than {K:g} times its size", index)
+        judged_m = judged_m & ~gave_up
+    err_m, index = _located((m - t).abs(), judged_m)
     err_a = error if error is not None else _located((a - t).abs(), judged_a)[0]
     judged = Judgement(**base, passed=True, err_manual=err_m, err_autograd=err_a,
                        floor=floor, index=index, manual_at=_at(m, index),

@@ -156,7 +156,6 @@ def article_is_same(a, b):
     return bool((a - b).max() < 1e-4)
 
 
-@pytest.mark.slow  # 21 s: two wrong gradients at the article's sizes, every look taken
 def test_the_articles_check_accepts_what_the_verdict_rejects():
     case = BY_NAME["mlp_relu_mse"]
     inputs = case.inputs(**ARTICLE_DIMS)
@@ -184,9 +183,7 @@ def test_gradchecks_defaults_let_a_relative_1e3_through(case_name):
     assert not off.verdict(inputs).passed
 
 
-@pytest.mark.parametrize("case", [  # tiny_gpt's every look takes 9 to 13 s: run with the slow
-    pytest.param(c, marks=[pytest.mark.slow] * (c.name == "tiny_gpt")) for c in CASES],
-    ids=[c.name for c in CASES])
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 @pytest.mark.parametrize(("dtype_", "at_most"), [(F64, 1e-10), (F32, 1e-5)],
                          ids=["float64", "float32"])
 def test_detection_limit(case, dtype_, at_most):
