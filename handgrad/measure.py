@@ -135,6 +135,7 @@ class Measured:
             self.errors = None  # measured by the verdict, which also finds where
         self._nearby: dict[str, float] | None = None
         self._rounded: list[dict[str, float]] = []
+        self._rounded_max: dict[str, float] = {}
 
     def nearby_errors(self) -> dict[str, float]:
         """Autograd's largest error over ``SECOND_LOOKS`` inputs next to these."""
@@ -220,8 +221,8 @@ class Measured:
             median_run = sorted(runs, key=error)[middle]
             judgements.append(judge_one(
                 j.name, median_run[j.name], self.autograd[j.name], t, j.err_autograd, j.looks,
-                f"manual's median over {ROUNDINGS} runs with random rounding against "
-                f"autograd's largest, {j.how.removeprefix('the largest over ')}"))
+                f"manual's median over {ROUNDINGS} runs with random rounding, against "
+                f"autograd's largest over {j.how.removeprefix('the largest over ') or 'these'}"))
         return Verdict(label, tuple(judgements))
 
 
