@@ -57,7 +57,9 @@ rule applies to every entry where manual and the truth are finite.
 
 What no verdict can judge: a value that is zero in exact arithmetic and rounding noise in
 practice (the gradient of a softmax's shift, ``-sum(d_shifted)``), whose scale is its own
-noise. A backward should not name such a step; the exact zero is the derivation.
+noise. A backward should not name such a step; the exact zero is the derivation. Where such
+noise is carried on into a gradient that is not zero, by one side or both, the later looks
+of ``handgrad.measure`` re-roll every rounding to see how far it can reach.
 """
 
 from collections.abc import Mapping
@@ -235,7 +237,7 @@ def judge_one(name: str, manual, autograd: torch.Tensor, truth: torch.Tensor,
               error: float | None = None, looks: int = 1, how: str = "") -> Judgement:
     """The verdict on one gradient. ``error`` is autograd's own error where it is not
     measured here against ``truth``: in float64 (``truth`` is then autograd itself), and on
-    a second look (the largest over nearby inputs too)."""
+    a later look (``handgrad.measure``), which ``looks`` counts and ``how`` describes."""
     dtype, device = autograd.dtype, autograd.device.type
     base = dict(name=name, dtype=dtype, device=device, looks=looks, how=how,
                 k=K_FLOAT64 if dtype == torch.float64 else K)
