@@ -123,9 +123,10 @@ def nearby(inputs: Tensors, i: int) -> Tensors:
 class Measured:
     """Autograd's side of a comparison, computed once; ``judge`` manual results against it."""
 
-    def __init__(self, autograd: Callable[[Tensors], Tensors], inputs: Tensors):
+    def __init__(self, autograd: Callable[[Tensors], Tensors], inputs: Tensors,
+                 held: Callable[[], bool] | None = None):
         inputs = {k: t.detach() for k, t in inputs.items()}
-        self._autograd, self._inputs = autograd, inputs
+        self._autograd, self._inputs, self._held = autograd, inputs, held
         self.dtype = float_dtype(inputs)
         if self.dtype == torch.float64:
             self.autograd = self.truth = autograd(inputs)
@@ -173,11 +174,21 @@ class Measured:
                                  for k, e in self.nearby_errors().items()}
         return self._rounded_max
 
+    @property
+    def held(self) -> bool:
+        """Whether the forward held in this dtype (``Case.holds``), asked only where autograd
+        gave up somewhere the truth is finite, the one place it matters."""
+        if callable(self._held):
+            gave_up = any((~torch.isfinite(a) & torch.isfinite(self.truth[k])).any()
+                          for k, a in self.autograd.items())
+            self._held = self._held() if gave_up else True
+        return True if self._held is None else self._held
+
     def judge(self, label: str, manual: Mapping[str, object],
               rerun: Callable[[Tensors], Mapping[str, object]] | None = None) -> Verdict:
         """The verdict on ``manual``, autograd's error measured again before anything fails;
         ``rerun`` (manual as a function of the inputs) allows the third look."""
-        first = judge(label, manual, self.autograd, self.truth, self.errors)
+        first = judge(label, manual, self.autograd, self.truth, self.errors, held=self.held)
         if first.passed or all(j.problem for j in first.failures):
             return first
         verdict, before = first, {j.name: j.err_autograd for j in first.judgements}
@@ -192,7 +203,8 @@ class Measured:
             before = {j.name: max(j.err_autograd, again[j.name]) for j in first.judgements}
             errors = {k: 0.0 for k in self.autograd} | {
                 j.name: before[j.name] for j in first.judgements if not j.problem}
-            verdict = judge(label, manual, self.autograd, self.truth, errors, looks, how)
+            verdict = judge(label, manual, self.autograd, self.truth, errors, looks, how,
+                            self.held)
             if verdict.passed or all(j.problem for j in verdict.failures):
                 return verdict
         if rerun is None or self.dtype == torch.float64:
@@ -223,21 +235,25 @@ class Measured:
             judgements.append(judge_one(
                 j.name, median_run[j.name], self.autograd[j.name], t, j.err_autograd, j.looks,
                 f"manual's median over {ROUNDINGS} runs with random rounding, against "
-                f"autograd's largest over {j.how.removeprefix('the largest over ') or 'these'}"))
+                f"autograd's largest over {j.how.removeprefix('the largest over ') or 'these'}",
+                self.held))
         return Verdict(label, tuple(judgements))
 
 
-def measure(autograd: Callable[[Tensors], Tensors], inputs: Tensors) -> Measured:
-    """Run autograd on ``inputs``, and what the verdict needs beside it."""
-    return Measured(autograd, inputs)
+def measure(autograd: Callable[[Tensors], Tensors], inputs: Tensors,
+            held: Callable[[], bool] | None = None) -> Measured:
+    """Run autograd on ``inputs``, and what the verdict needs beside it. ``held`` asks
+    whether the forward in the inputs' dtype held (``Case.holds``; see ``judge_one``)."""
+    return Measured(autograd, inputs, held)
 
 
 def compare(label: str, manual: Callable[[Tensors], Mapping[str, object]],
-            autograd: Callable[[Tensors], Tensors], inputs: Tensors) -> Verdict:
+            autograd: Callable[[Tensors], Tensors], inputs: Tensors,
+            held: Callable[[], bool] | None = None) -> Verdict:
     """Run both sides on ``inputs`` and judge every tensor autograd gives.
 
     ``manual`` and ``autograd`` map inputs to named tensors: gradients, chain-rule steps,
     parameters after training steps, anything computed in the inputs' dtype.
     """
     got = manual(inputs)
-    return measure(autograd, inputs).judge(label, got, rerun=manual)
+    return measure(autograd, inputs, held).judge(label, got, rerun=manual)

@@ -60,6 +60,12 @@ practice (the gradient of a softmax's shift, ``-sum(d_shifted)``), whose scale i
 noise. A backward should not name such a step; the exact zero is the derivation. Where such
 noise is carried on into a gradient that is not zero, by one side or both, the later looks
 of ``handgrad.measure`` re-roll every rounding to see how far it can reach.
+
+Nor can a verdict judge, where autograd gave up, a manual gradient of a forward that the
+dtype could not hold (``held``: a float16 layer norm of ``[1000, 0]``, whose variance,
+250000, is past float16's 65504, normalises to 0, so the float64 truth is the gradient of
+another function). Those entries are left out; finiteness and the ratio rule still apply
+to every other entry.
 """
 
 from collections.abc import Mapping
@@ -234,10 +240,13 @@ def _at(t: torch.Tensor, index: tuple[int, ...] | None) -> float | None:
 
 
 def judge_one(name: str, manual, autograd: torch.Tensor, truth: torch.Tensor,
-              error: float | None = None, looks: int = 1, how: str = "") -> Judgement:
+              error: float | None = None, looks: int = 1, how: str = "",
+              held: bool = True) -> Judgement:
     """The verdict on one gradient. ``error`` is autograd's own error where it is not
     measured here against ``truth``: in float64 (``truth`` is then autograd itself), and on
-    a later look (``handgrad.measure``), which ``looks`` counts and ``how`` describes."""
+    a later look (``handgrad.measure``), which ``looks`` counts and ``how`` describes.
+    ``held``: whether the forward held in this dtype, finite wherever float64's is (where
+    it did not, see the module docstring)."""
     dtype, device = autograd.dtype, autograd.device.type
     base = dict(name=name, dtype=dtype, device=device, looks=looks, how=how,
                 k=K_FLOAT64 if dtype == torch.float64 else K)
@@ -263,7 +272,9 @@ def judge_one(name: str, manual, autograd: torch.Tensor, truth: torch.Tensor,
         judged_m, judged_a, gave_up = found
     scale = float(_where(judged_m, t.abs()).max()) if t.numel() else 0.0
     floor = FLOOR_ULPS * ulp(dtype, scale) * (2 if dtype == torch.float64 else 1)
-    if gave_up is not None:
+    if gave_up is not None and not held:
+        judged_m = judged_m & ~gave_up  # another function's gradient: nothing to judge it by
+    elif gave_up is not None:
         # Where autograd gave up in a lower dtype (NaN or inf) but the truth is finite, a
         # manual that stayed finite is judged against the truth entry by entry, autograd's
         # error there counting as the truth's size (a NaN is no nearer than a 0 would have
@@ -287,7 +298,8 @@ def judge_one(name: str, manual, autograd: torch.Tensor, truth: torch.Tensor,
 
 
 def judge(label: str, manual: Mapping[str, object], autograd: Tensors, truth: Tensors,
-          errors: Mapping[str, float] | None = None, looks: int = 1, how: str = "") -> Verdict:
+          errors: Mapping[str, float] | None = None, looks: int = 1, how: str = "",
+          held: bool = True) -> Verdict:
     """Judge every gradient autograd gives; one that manual does not give fails."""
     judgements = []
     for name, want in autograd.items():
@@ -297,5 +309,6 @@ def judge(label: str, manual: Mapping[str, object], autograd: Tensors, truth: Te
                                         f"{sorted(manual)}"))
             continue
         judgements.append(judge_one(name, manual[name], want, truth[name],
-                                    None if errors is None else errors[name], looks, how))
+                                    None if errors is None else errors[name], looks, how,
+                                    held))
     return Verdict(label, tuple(judgements))

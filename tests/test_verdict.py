@@ -207,3 +207,33 @@ def test_every_step_names_the_first_wrong_one_in_backward_order():
     v = wrong.verdict(wrong.inputs(**wrong.small_dims), steps=True)
     assert [j.name for j in v.failures] == ["l2", "l1", "x", "w1", "b1"]
     assert "5 gradient(s) fail, the first (in the backward's order) d_l2" in v.explain()
+
+
+def test_where_float16_cannot_hold_the_forward_autograds_nan_sets_no_target():
+    """A GPT block hypothesis found: the second layer norm gets ``[1000, 0]``, whose
+    variance, 250000, overflows float16, so the row normalises to 0. Autograd's GELU then
+    gives 0 * inf = NaN in ``d_ln2_beta``; the hand gradient stays finite, the gradient of
+    what float16 computed, -1.0e-3 against a float64 truth of 1.7e-4. That entry is not
+    judged; a hand gradient that is NaN where autograd's is finite still fails."""
+    case = BY_NAME["gpt_block"]
+    dims = {**dict.fromkeys(case.dims, 1), "C": 2, "F": 32}
+    inputs = {k: torch.zeros(case.shape(k, dims), dtype=F64) for k in case.shapes}
+    inputs["b_qkv"] += 1
+    inputs["w_proj"][..., 0] = 1000
+    inputs["ln2_gamma"][0], inputs["ln2_beta"][1] = 0.001, 0.2
+    inputs["w_fc"] -= 1000
+    inputs["w_fc"][1, 0] = 0
+    inputs["w_fc_proj"] += 0.001
+    inputs["v"] += 0.001
+    half = {k: t.half() for k, t in inputs.items()}
+    assert case.holds(inputs)
+    assert case.holds({k: t.float() for k, t in inputs.items()})
+    assert not case.holds(half)
+    measured = measure(case.reference, half)
+    assert measured.autograd["ln2_beta"].isnan().any()
+    verdict = case.verdict(half)
+    assert verdict.passed, verdict.explain()
+    right = case.module.gradients
+    nan_b_fc_proj = planted(case, gradients=lambda **kw: {
+        **right(**kw), "b_fc_proj": right(**kw)["b_fc_proj"] * torch.nan})
+    assert [j.name for j in nan_b_fc_proj.verdict(half).failures] == ["b_fc_proj"]
