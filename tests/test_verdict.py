@@ -237,3 +237,17 @@ def test_where_float16_cannot_hold_the_forward_autograds_nan_sets_no_target():
     nan_b_fc_proj = planted(case, gradients=lambda **kw: {
         **right(**kw), "b_fc_proj": right(**kw)["b_fc_proj"] * torch.nan})
     assert [j.name for j in nan_b_fc_proj.verdict(half).failures] == ["b_fc_proj"]
+
+
+def test_an_overflow_within_what_the_rule_allows_is_not_a_disagreement():
+    """float16: the truth 60000, autograd 48000 (off by 12000), manual's sum 72016, so inf.
+    Within 2 x 12000 of the truth, past 65504: allowed. The same inf against a truth of
+    30000 and autograd's 29000 is not."""
+    half = torch.float16
+    inf = torch.tensor([float("inf")], dtype=half)
+    passes = judge("", {"b": inf}, {"b": torch.tensor([48000.0], dtype=half)},
+                   {"b": torch.tensor([60000.0], dtype=F64)})
+    assert passes.passed, passes.explain()
+    fails = judge("", {"b": inf}, {"b": torch.tensor([29000.0], dtype=half)},
+                  {"b": torch.tensor([30000.0], dtype=F64)})
+    assert "non-finite where autograd's is finite" in fails.judgements[0].problem
