@@ -138,6 +138,8 @@ class Measured:
         self._nearby: dict[str, float] | None = None
         self._rounded: list[dict[str, float]] = []
         self._rounded_max: dict[str, float] = {}
+        # Where some run under random rounding gave NaN or inf: a rounding can overflow there
+        self.rounded_non_finite: dict[str, torch.Tensor] = {}
 
     def nearby_errors(self) -> dict[str, float]:
         """Autograd's largest error over ``SECOND_LOOKS`` inputs next to these."""
@@ -170,6 +172,8 @@ class Measured:
                     a = got[k].to(torch.float64)
                     self._rounded[-1][k] = largest((a - t).abs(),
                                                    torch.isfinite(a) & torch.isfinite(t))
+                    self.rounded_non_finite[k] = self.rounded_non_finite.get(
+                        k, torch.zeros_like(a, dtype=torch.bool)) | ~torch.isfinite(a)
             self._rounded_max = {k: max(e, *(look[k] for look in self._rounded))
                                  for k, e in self.nearby_errors().items()}
         return self._rounded_max
@@ -188,7 +192,12 @@ class Measured:
               rerun: Callable[[Tensors], Mapping[str, object]] | None = None) -> Verdict:
         """The verdict on ``manual``, autograd's error measured again before anything fails;
         ``rerun`` (manual as a function of the inputs) allows the third look."""
-        first = judge(label, manual, self.autograd, self.truth, self.errors, held=self.held)
+        if any(isinstance(m, torch.Tensor) and m.shape == self.autograd[k].shape
+               and (~torch.isfinite(m) & torch.isfinite(self.autograd[k])).any()
+               for k, m in manual.items() if k in self.autograd):
+            self.rounded_errors()  # manual overflowed where autograd did not: could it have?
+        first = judge(label, manual, self.autograd, self.truth, self.errors, held=self.held,
+                      overflowed=self.rounded_non_finite)
         if first.passed or all(j.problem for j in first.failures):
             return first
         verdict, before = first, {j.name: j.err_autograd for j in first.judgements}
@@ -204,7 +213,7 @@ class Measured:
             errors = {k: 0.0 for k in self.autograd} | {
                 j.name: before[j.name] for j in first.judgements if not j.problem}
             verdict = judge(label, manual, self.autograd, self.truth, errors, looks, how,
-                            self.held)
+                            self.held, self.rounded_non_finite)
             if verdict.passed or all(j.problem for j in verdict.failures):
                 return verdict
         if rerun is None or self.dtype == torch.float64:
@@ -236,7 +245,7 @@ class Measured:
                 j.name, median_run[j.name], self.autograd[j.name], t, j.err_autograd, j.looks,
                 f"manual's median over {ROUNDINGS} runs with random rounding, against "
                 f"autograd's largest over {j.how.removeprefix('the largest over ') or 'these'}",
-                self.held))
+                self.held, self.rounded_non_finite.get(j.name)))
         return Verdict(label, tuple(judgements))
 
 

@@ -41,33 +41,27 @@ one more rounding step must still pass. Four ulps covers the two or three extra 
 re-ordered closed form takes; a wrong gradient is off by far more than that. In float64,
 where two roundings are compared with each other, it is four ulps a side.
 
-Non-finite entries: wherever autograd's gradient is NaN or inf, manual's is NaN or inf too
-(which of the two does not matter), and wherever autograd's is finite, manual's is finite.
-Two refinements keep a right answer from failing: where autograd overflowed in a lower
-dtype but the float64 truth is finite (``2 * r`` overflows float16 where ``r`` does not),
-a manual that stayed finite is judged against the truth like any other entry, autograd's
-error there counting as the truth's size (its NaN is no nearer than a 0: in a float16
-GPT, GELU's ``3 x^2`` overflows autograd's chain to ``0 * inf`` where the slope is 0, and
-the gradient below it, which underflowed to 0 in both, is judged by that); and where
-one side overflowed and the other sits within ``FLOOR_ULPS`` ulps of the dtype's largest
-number, rounding decided which way each fell; and where the truth, moved as far as the
-rule allows (``K`` times autograd's error), is beyond the dtype's range, manual's inf of
-the truth's sign is an allowed answer rounded (an autograd sum in float16 that stalls at
-32768 short of a true 81920 does not make it wrong; nor does a float16 GPT block whose
-true 60000 came out 48000 by autograd and 72016, so inf, by hand). The ratio rule applies
-to every entry where manual and the truth are finite.
+Non-finite entries: wherever autograd's gradient is NaN or inf, manual's is too (either),
+and wherever autograd's is finite, so is manual's, with these exceptions, each a right
+answer that failed once:
+
+- autograd overflowed below float64 where the truth is finite: a finite manual is judged
+  against the truth there, autograd's error counting as the truth's size (a float16 GPT's
+  GELU gives ``0 * inf`` where the slope is 0; the hand gradient gives the 0);
+- the dtype could not hold the forward (``held``; a float16 layer norm of ``[1000, 0]``,
+  variance 250000, normalises to 0): the truth is another function's, so a finite manual
+  against autograd's NaN is not judged;
+- one side is inf and the other within ``FLOOR_ULPS`` ulps of the largest number, or the
+  truth moved by ``K`` times autograd's error is past it (a float16 block's true 60000:
+  48000 by autograd, 72016 so inf by hand);
+- autograd too goes NaN or inf there in a run with random rounding (``handgrad.rounding``):
+  the rounding decided it (that block's inf, times a gamma of 0, gave NaN further down).
 
 What no verdict can judge: a value that is zero in exact arithmetic and rounding noise in
 practice (the gradient of a softmax's shift, ``-sum(d_shifted)``), whose scale is its own
 noise. A backward should not name such a step; the exact zero is the derivation. Where such
-noise is carried on into a gradient that is not zero, by one side or both, the later looks
-of ``handgrad.measure`` re-roll every rounding to see how far it can reach.
-
-Nor can a verdict judge, where autograd gave up, a manual gradient of a forward that the
-dtype could not hold (``held``: a float16 layer norm of ``[1000, 0]``, whose variance,
-250000, is past float16's 65504, normalises to 0, so the float64 truth is the gradient of
-another function). Those entries are left out; finiteness and the ratio rule still apply
-to every other entry.
+noise is carried into a gradient that is not zero, the later looks of ``handgrad.measure``
+re-roll every rounding to see how far it can reach.
 """
 
 from collections.abc import Mapping
@@ -219,7 +213,7 @@ def _where(mask: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor:
     return x if mask is None else torch.where(mask, x, 0)
 
 
-def _sorted_out(dtype, manual, autograd, m, a, t, problem, error):
+def _sorted_out(dtype, manual, autograd, m, a, t, problem, error, overflowed):
     """Where some entry is NaN or inf: a problem, or the masks of the entries judged by
     the ratio rule (manual's, autograd's) and of those where autograd gave up."""
     manual_nf, autograd_nf, truth_nf = ~torch.isfinite(m), ~torch.isfinite(a), ~torch.isfinite(t)
@@ -231,6 +225,8 @@ def _sorted_out(dtype, manual, autograd, m, a, t, problem, error):
     top = torch.finfo(dtype).max
     at_edge |= (torch.isinf(m) & (t.abs() + allowed > top)
                 & (torch.sign(m) == torch.sign(t)))
+    if overflowed is not None:  # autograd too went non-finite there, rounded another way
+        at_edge |= overflowed.cpu()
     for where, text in ((autograd_nf & truth_nf & ~manual_nf, "finite where autograd's is not"),
                         (manual_nf & ~autograd_nf & ~at_edge,
                          "non-finite where autograd's is finite")):
@@ -248,12 +244,13 @@ def _at(t: torch.Tensor, index: tuple[int, ...] | None) -> float | None:
 
 def judge_one(name: str, manual, autograd: torch.Tensor, truth: torch.Tensor,
               error: float | None = None, looks: int = 1, how: str = "",
-              held: bool = True) -> Judgement:
+              held: bool = True, overflowed: torch.Tensor | None = None) -> Judgement:
     """The verdict on one gradient. ``error`` is autograd's own error where it is not
     measured here against ``truth``: in float64 (``truth`` is then autograd itself), and on
     a later look (``handgrad.measure``), which ``looks`` counts and ``how`` describes.
     ``held``: whether the forward held in this dtype, finite wherever float64's is (where
-    it did not, see the module docstring)."""
+    it did not, see the module docstring). ``overflowed``: where autograd itself gave NaN
+    or inf in some run with random rounding."""
     dtype, device = autograd.dtype, autograd.device.type
     base = dict(name=name, dtype=dtype, device=device, looks=looks, how=how,
                 k=K_FLOAT64 if dtype == torch.float64 else K)
@@ -273,7 +270,7 @@ def judge_one(name: str, manual, autograd: torch.Tensor, truth: torch.Tensor,
     if bool(torch.isfinite(m).all() & torch.isfinite(a).all() & torch.isfinite(t).all()):
         judged_m = judged_a = gave_up = None  # the usual case: every entry is judged
     else:
-        found = _sorted_out(dtype, manual, autograd, m, a, t, problem, error)
+        found = _sorted_out(dtype, manual, autograd, m, a, t, problem, error, overflowed)
         if isinstance(found, Judgement):
             return found
         judged_m, judged_a, gave_up = found
@@ -282,11 +279,8 @@ def judge_one(name: str, manual, autograd: torch.Tensor, truth: torch.Tensor,
     if gave_up is not None and not held:
         judged_m = judged_m & ~gave_up  # another function's gradient: nothing to judge it by
     elif gave_up is not None:
-        # Where autograd gave up in a lower dtype (NaN or inf) but the truth is finite, a
-        # manual that stayed finite is judged against the truth entry by entry, autograd's
-        # error there counting as the truth's size (a NaN is no nearer than a 0 would have
-        # been); every other entry by the rule below, against autograd's error where it
-        # did not give up.
+        # Autograd gave up there (module docstring): a finite manual against the truth, autograd's
+        # error counting as the truth's size; every other entry by the rule below.
         off = gave_up & ((m - t).abs() > K * t.abs() + floor)
         if off.any():
             index = tuple(int(i) for i in off.nonzero()[0])
@@ -306,7 +300,7 @@ def judge_one(name: str, manual, autograd: torch.Tensor, truth: torch.Tensor,
 
 def judge(label: str, manual: Mapping[str, object], autograd: Tensors, truth: Tensors,
           errors: Mapping[str, float] | None = None, looks: int = 1, how: str = "",
-          held: bool = True) -> Verdict:
+          held: bool = True, overflowed: Mapping[str, torch.Tensor] | None = None) -> Verdict:
     """Judge every gradient autograd gives; one that manual does not give fails."""
     judgements = []
     for name, want in autograd.items():
@@ -317,5 +311,5 @@ def judge(label: str, manual: Mapping[str, object], autograd: Tensors, truth: Te
             continue
         judgements.append(judge_one(name, manual[name], want, truth[name],
                                     None if errors is None else errors[name], looks, how,
-                                    held))
+                                    held, (overflowed or {}).get(name)))
     return Verdict(label, tuple(judgements))
