@@ -34,8 +34,8 @@ def test_two_roundings_that_an_elementwise_tolerance_rejects_pass():
     truth = [175.0, 0.32, -3.0]
     autograd, manual = [175.0, 0.32 + 4.7e-5, -3.0], [175.0, 0.32 - 4.7e-5, -3.0]
     with pytest.raises(AssertionError):
-        # The very check the verdict replaces, called to show it rejects two right answers.
-        torch.testing.assert_close(torch.tensor(manual), torch.tensor(autograd))
+        # The check the verdict replaces, shown rejecting two right answers:
+        torch.testing.assert_close(torch.tensor(manual), torch.tensor(autograd))  # on purpose
     assert verdict(truth, autograd, manual).passed
 
 
