@@ -6,15 +6,19 @@ summed from terms of 1e-3 through a softmax whose row sum rounds the same way at
 nearby input, so only re-rolling each rounding shows how far autograd can be off.
 """
 
+from fractions import Fraction
+
 import torch
 
 from cases import BY_NAME
 from handgrad.measure import ROUNDINGS, measure
 from handgrad.mutants import planted
-from handgrad.rounding import RandomRounding, stochastic_round
+from handgrad.rounding import RandomRounding, reordered, stochastic_round
 
 F32, F64 = torch.float32, torch.float64
+aten = torch.ops.aten
 GPT = BY_NAME["tiny_gpt"]
+ATTENTION = BY_NAME["causal_self_attention"]
 
 
 def test_stochastic_rounding_picks_a_neighbour_as_often_as_it_is_near():
@@ -47,16 +51,60 @@ def test_random_rounding_keeps_exact_results_and_rerolls_the_rest():
 def test_random_rounding_moves_float64_by_one_ulp_at_most_and_leaves_views_alone():
     x = torch.rand(16, 16, dtype=F64)
     with RandomRounding(0):
-        y = x @ x
+        y = x.exp()
         view = x.T
         picked = x.amax()  # a selection rounds nothing, and its backward looks for it
-    plain = x @ x
+    plain = x.exp()
     next_up = torch.nextafter(plain.abs(), torch.tensor(torch.inf, dtype=F64))
     assert ((y - plain).abs() <= next_up - plain.abs()).all()
     assert (y != plain).any()
     assert (y == plain).any()
     assert view.data_ptr() == x.data_ptr()
     assert picked == x.max()
+
+
+def test_random_rounding_sums_float64_matmuls_in_other_orders():
+    """Equal terms round alike at every nearby input, but another kernel's order rounds
+    them otherwise. Matmuls re-rolled that way keep their shapes, stay within the bound of
+    any order of summing n terms (n eps times their sum), and, each of 1000 terms summed in
+    turn, move further than the one ulp that every other result is moved."""
+    a, b = torch.full((2, 3, 1000), 0.1, dtype=F64), torch.full((1000, 4), 0.3, dtype=F64)
+    exact = float(1000 * Fraction(0.1) * Fraction(0.3))  # every product and sum exactly
+    matmuls = {"mm": lambda: a[0] @ b, "bmm": lambda: torch.bmm(a, b.expand(2, -1, -1)),
+               "addmm": lambda: torch.addmm(torch.zeros(4, dtype=F64), a[0], b)}
+    for name, matmul in matmuls.items():
+        runs = []
+        for seed in range(8):
+            with RandomRounding(seed):
+                runs.append(matmul())
+        got, plain = torch.stack(runs), matmul()
+        assert got.shape[1:] == plain.shape, name
+        assert ((got - exact).abs() <= 1000 * torch.finfo(F64).eps * exact).all(), name
+        moved = (got - plain).abs().max() / torch.finfo(F64).eps / exact
+        assert moved > 2, f"{name}: no run summed otherwise, only moved its result"
+
+
+def test_reordered_sums_keep_shape_and_value():
+    """A sum over any of its forms' axes, taken in another order: the same shape, a value
+    within the rounding of any order, and no other order where there is one term."""
+    x = torch.rand(3, 5, 7, dtype=F64)
+    gen = torch.Generator().manual_seed(0)
+    for args in ((x,), (x, [1]), (x, [0, 2], True), (x, [-1], False), (x, None, True)):
+        func = aten.sum.default if len(args) == 1 else aten.sum.dim_IntList
+        got, plain = reordered(func, args, {}, gen), func(*args)
+        assert got.shape == plain.shape, args[1:]
+        terms = x.numel() // plain.numel()  # two orders of n positive terms: n eps apart
+        assert torch.allclose(got, plain, rtol=terms * torch.finfo(F64).eps, atol=0), args
+    assert reordered(aten.sum.dim_IntList, (x[:, :1], [1]), {}, gen) is None  # one term
+    assert reordered(aten.sum.default, (x,), {"dtype": torch.float32}, gen) is None
+
+
+def off_by(case, name: str, relative: float):
+    """``case`` with its hand gradient of ``name`` off by ``relative``."""
+    def gradients(**inputs):
+        return {k: g * (1 + relative) if k == name else g
+                for k, g in case.module.gradients(**inputs).items()}
+    return planted(case, gradients=gradients)
 
 
 def gpt_draw(vocabulary: int, wte: dict[int, float], beta: float, target: int, dtype):
@@ -84,6 +132,27 @@ def test_float64_spares_an_exact_gradient_that_autograd_rounds_far_from():
     assert [j.name for j in measured.judge("1e-10 off", wrong).failures] == ["lnf_beta"]
 
 
+def test_float64_sums_are_measured_in_other_orders_too():
+    """Hypothesis drew a float64 attention whose weights are all equal. The hand and
+    autograd's ``d_x`` take the same sums of 256 equal terms in kernels that block them
+    differently; on one CPU they came out 93 and 34 ulps from the exact value (mpmath,
+    60 digits), and autograd's second differences, whose steps keep equal terms equal, saw
+    19. Summed in other orders, autograd's runs reach at least as far as it is off, the
+    right ``d_x`` passes, and one 1e-10 off fails."""
+    inputs = {"x": torch.tensor([0.0, 1e-3, 1e-3, 1e-3], dtype=F64).reshape(2, 2, 1),
+              "w_qkv": torch.full((1, 3, 2, 256), 1e-3, dtype=F64),
+              "b_qkv": torch.ones(3, 2, 256, dtype=F64),
+              "w_proj": torch.full((2, 256, 1), 0.1, dtype=F64),
+              "b_proj": torch.zeros(1, dtype=F64), "v": torch.full((2, 2, 1), 1e-3, dtype=F64)}
+    exact = 7.679959039959042e-05  # d_x[0, 0, 0]
+    measured = measure(ATTENTION.reference, inputs)
+    assert measured.rounded_errors()["x"] >= abs(measured.autograd["x"][0, 0, 0] - exact)
+    verdict = ATTENTION.verdict(inputs, draw="equal weights")
+    assert verdict.passed, verdict.explain()
+    wrong = off_by(ATTENTION, "x", 1e-10).verdict(inputs, draw="1e-10 off")
+    assert [j.name for j in wrong.failures] == ["x"]
+
+
 def test_below_float64_one_unlucky_rounding_is_judged_by_medians():
     """In float32 the hand d_lnf_beta was one ulp of 1e-3 off (1.2e-10) where autograd's
     own rounding happened to cancel (4e-14): on this CPU only the third look passes it.
@@ -92,11 +161,7 @@ def test_below_float64_one_unlucky_rounding_is_judged_by_medians():
     inputs = gpt_draw(1304, {0: 0.001}, 0.001, 27, F32)
     verdict = GPT.verdict(inputs, draw="one unlucky rounding")
     assert verdict.passed, verdict.explain()
-
-    def off(**kw):
-        return {k: g * (1 + 1e-3) if k == "lnf_beta" else g
-                for k, g in GPT.module.gradients(**kw).items()}
-    wrong = planted(GPT, gradients=off).verdict(inputs, draw="0.1 % off")
+    wrong = off_by(GPT, "lnf_beta", 1e-3).verdict(inputs, draw="0.1 % off")
     assert [j.name for j in wrong.failures] == ["lnf_beta"]
     judged = {j.name: j for j in wrong.judgements}["lnf_beta"]
     assert judged.how.startswith(f"manual's median over {ROUNDINGS} runs with random rounding")
