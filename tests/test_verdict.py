@@ -1,6 +1,8 @@
 """The verdict itself: the ratio rule, its floor, float64, non-finite entries, its message,
 and what weaker checks let through that it does not."""
 
+import math
+
 import pytest
 import torch
 
@@ -90,13 +92,16 @@ def test_a_planted_error_is_located_with_all_three_values():
     (float("inf"), 7e4, 7e4, True),  # float16 overflow of autograd's, not of the truth
     (float("inf"), 3e4, 1.0, True),  # ... or as far off as a 0: autograd's inf is no nearer
     (float("inf"), 3e4, -4e4, False),  # ... but not further off than twice that
+    (float("nan"), 1e-3, 0.5, True),  # autograd off by 0.5 at 2.0, 2.5: as far here
+    (float("nan"), 1e-3, 1.5, False),  # ... but not twice as far
     (float("inf"), 65520.0, 65472.0, True),  # at float16's edge: rounding chose the side
     (32768.0, 81920.0, float("inf"), True),  # beyond float16: inf is the truth, rounded
     (32768.0, 81920.0, -float("inf"), False),  # ... of the truth's sign
 ])
 def test_non_finite_entries(autograd, truth, manual, passes):
     dtype = torch.float16
-    v = verdict([truth, 2.0], [autograd, 2.0], [manual, 2.0], dtype)
+    wide = math.isnan(autograd) and truth < 1  # autograd 0.5 off at the other entry
+    v = verdict([truth, 2.0], [autograd, 2.5 if wide else 2.0], [manual, 2.0], dtype)
     assert v.passed is passes, v.explain()
 
 
@@ -209,36 +214,6 @@ def test_every_step_names_the_first_wrong_one_in_backward_order():
     assert "5 gradient(s) fail, the first (in the backward's order) d_l2" in v.explain()
 
 
-def test_where_float16_cannot_hold_the_forward_autograds_nan_sets_no_target():
-    """A GPT block hypothesis found: the second layer norm gets ``[1000, 0]``, whose
-    variance, 250000, overflows float16, so the row normalises to 0. Autograd's GELU then
-    gives 0 * inf = NaN in ``d_ln2_beta``; the hand gradient stays finite, the gradient of
-    what float16 computed, -1.0e-3 against a float64 truth of 1.7e-4. That entry is not
-    judged; a hand gradient that is NaN where autograd's is finite still fails."""
-    case = BY_NAME["gpt_block"]
-    dims = {**dict.fromkeys(case.dims, 1), "C": 2, "F": 32}
-    inputs = {k: torch.zeros(case.shape(k, dims), dtype=F64) for k in case.shapes}
-    inputs["b_qkv"] += 1
-    inputs["w_proj"][..., 0] = 1000
-    inputs["ln2_gamma"][0], inputs["ln2_beta"][1] = 0.001, 0.2
-    inputs["w_fc"] -= 1000
-    inputs["w_fc"][1, 0] = 0
-    inputs["w_fc_proj"] += 0.001
-    inputs["v"] += 0.001
-    half = {k: t.half() for k, t in inputs.items()}
-    assert case.holds(inputs)
-    assert case.holds({k: t.float() for k, t in inputs.items()})
-    assert not case.holds(half)
-    measured = measure(case.reference, half)
-    assert measured.autograd["ln2_beta"].isnan().any()
-    verdict = case.verdict(half)
-    assert verdict.passed, verdict.explain()
-    right = case.module.gradients
-    nan_b_fc_proj = planted(case, gradients=lambda **kw: {
-        **right(**kw), "b_fc_proj": right(**kw)["b_fc_proj"] * torch.nan})
-    assert [j.name for j in nan_b_fc_proj.verdict(half).failures] == ["b_fc_proj"]
-
-
 def test_an_overflow_within_what_the_rule_allows_is_not_a_disagreement():
     """float16: the truth 60000, autograd 48000 (off by 12000), manual's sum 72016, so inf.
     Within 2 x 12000 of the truth, past 65504: allowed. The same inf against a truth of
@@ -251,29 +226,3 @@ def test_an_overflow_within_what_the_rule_allows_is_not_a_disagreement():
     fails = judge("", {"b": inf}, {"b": torch.tensor([29000.0], dtype=half)},
                   {"b": torch.tensor([30000.0], dtype=F64)})
     assert "non-finite where autograd's is finite" in fails.judgements[0].problem
-
-
-def test_a_nan_that_autograd_reaches_too_under_random_rounding_is_not_a_disagreement():
-    """float16 GPT block: d_ln1 is 60000 in truth, 48000 by autograd and 72016, so inf, by
-    hand (a layer norm's cancellation leaves both 20 % off); times ln1's gamma of 0 the
-    hand chain gives NaN from there down, d_x among it. Autograd, its roundings drawn at
-    random, overflows there too in some runs: which way the rounding went decided it."""
-    case = BY_NAME["gpt_block"]
-    dims = {**dict.fromkeys(case.dims, 1), "F": 8}
-    inputs = {k: torch.zeros(case.shape(k, dims), dtype=torch.float16) for k in case.shapes}
-    inputs["w_qkv"] += 3000
-    inputs["w_proj"] += 2
-    inputs["ln2_gamma"] += 35
-    inputs["ln2_beta"] += 0.0999755859375
-    inputs["w_fc"][0] = torch.tensor([3.66796875, 3.265625, 3.66796875, 3.66796875, 2.4296875,
-                                      3.66796875, 3.66796875, 3.66796875])
-    inputs["b_fc"][0] = 1
-    inputs["w_fc_proj"][:5, 0] = torch.tensor([0.046875, 3.9765625, -2.296875, 0.0, -2.046875])
-    inputs["v"] += 10
-    right = case.manual(inputs)
-    measured = measure(case.reference, inputs)
-    assert right["x"].isnan().all()
-    assert measured.autograd["x"].isfinite().all()
-    verdict = measured.judge("overflowed by hand", right)
-    assert verdict.passed, verdict.explain()
-    assert measured.rounded_non_finite["x"].all()
