@@ -35,13 +35,17 @@ there is within ``K`` times autograd's largest. In a float32 GPT whose ``d_lnf_b
 7.7e-7, summed from terms of 1e-3, manual's one rounding was 1.2e-10 off and autograd's
 4e-14; under random rounding both sides' medians were 3e-11 to 4e-11. A wrong gradient is
 off by its mistake in every run, so in the median too.
+
+Where autograd gives NaN or inf and the truth is finite (float16's range ran out in its
+backward), ``wide_range`` runs it again in float16's precision with float32's range
+(``handgrad.rounding.WideRange``): how far rounding alone takes it there.
 """
 
 from collections.abc import Callable, Mapping
 
 import torch
 
-from handgrad.rounding import RandomRounding
+from handgrad.rounding import RandomRounding, WideRange
 from handgrad.verdict import Tensors, Verdict, judge, judge_one
 
 SECOND_LOOKS = 8
@@ -138,6 +142,7 @@ class Measured:
         self._nearby: dict[str, float] | None = None
         self._rounded: list[dict[str, float]] = []
         self._rounded_max: dict[str, float] = {}
+        self._wide_range: Tensors | None = None
         # Where some run under random rounding gave NaN or inf: a rounding can overflow there
         self.rounded_non_finite: dict[str, torch.Tensor] = {}
 
@@ -179,14 +184,29 @@ class Measured:
         return self._rounded_max
 
     @property
+    def gave_up(self) -> bool:
+        """Whether autograd is NaN or inf somewhere the truth is finite."""
+        return any((~torch.isfinite(a) & torch.isfinite(self.truth[k])).any()
+                   for k, a in self.autograd.items())
+
+    @property
     def held(self) -> bool:
         """Whether the forward held in this dtype (``Case.holds``), asked only where autograd
         gave up somewhere the truth is finite, the one place it matters."""
         if callable(self._held):
-            gave_up = any((~torch.isfinite(a) & torch.isfinite(self.truth[k])).any()
-                          for k, a in self.autograd.items())
-            self._held = self._held() if gave_up else True
+            self._held = self._held() if self.gave_up else True
         return True if self._held is None else self._held
+
+    @property
+    def wide_range(self) -> Tensors:
+        """Where autograd gave up: autograd again, in the dtype's precision with float32's
+        range (``WideRange``), which shows how far rounding alone takes it there."""
+        if self._wide_range is None:
+            self._wide_range = {}
+            if self.gave_up:
+                with WideRange(self.dtype):
+                    self._wide_range = self._autograd(cast(self._inputs, F32))
+        return self._wide_range
 
     def judge(self, label: str, manual: Mapping[str, object],
               rerun: Callable[[Tensors], Mapping[str, object]] | None = None) -> Verdict:
@@ -197,7 +217,7 @@ class Measured:
                for k, m in manual.items() if k in self.autograd):
             self.rounded_errors()  # manual overflowed where autograd did not: could it have?
         first = judge(label, manual, self.autograd, self.truth, self.errors, held=self.held,
-                      overflowed=self.rounded_non_finite)
+                      overflowed=self.rounded_non_finite, wide_range=self.wide_range)
         if first.passed or all(j.problem for j in first.failures):
             return first
         verdict, before = first, {j.name: j.err_autograd for j in first.judgements}
@@ -213,7 +233,7 @@ class Measured:
             errors = {k: 0.0 for k in self.autograd} | {
                 j.name: before[j.name] for j in first.judgements if not j.problem}
             verdict = judge(label, manual, self.autograd, self.truth, errors, looks, how,
-                            self.held, self.rounded_non_finite)
+                            self.held, self.rounded_non_finite, self.wide_range)
             if verdict.passed or all(j.problem for j in verdict.failures):
                 return verdict
         if rerun is None or self.dtype == torch.float64:
@@ -245,7 +265,7 @@ class Measured:
                 j.name, median_run[j.name], self.autograd[j.name], t, j.err_autograd, j.looks,
                 f"manual's median over {ROUNDINGS} runs with random rounding, against "
                 f"autograd's largest over {j.how.removeprefix('the largest over ') or 'these'}",
-                self.held, self.rounded_non_finite.get(j.name)))
+                self.held, self.rounded_non_finite.get(j.name), self.wide_range.get(j.name)))
         return Verdict(label, tuple(judgements))
 
 

@@ -178,3 +178,32 @@ class RandomRounding(TorchDispatchMode):
             exact_leaves = [None] * len(leaves)
         return spec.unflatten([self._rounded(g, e) for g, e in zip(leaves, exact_leaves,
                                                                    strict=True)])
+
+
+def in_precision(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Float32 ``x`` rounded to the nearest number of ``dtype``'s precision (its significand,
+    and its subnormals' spacing near 0), but with float32's range: nothing overflows."""
+    significand, exponent = torch.frexp(x)
+    bits = 1 - int(torch.tensor(torch.finfo(dtype).eps).log2())  # 11 for float16
+    wide = torch.ldexp(torch.round(torch.ldexp(significand, torch.full_like(exponent, bits))),
+                       exponent - bits)  # round() takes ties to even, as the hardware does
+    small = x.abs() < torch.finfo(dtype).smallest_normal
+    return torch.where(small, x.to(dtype).to(x.dtype), torch.where(x.isfinite(), wide, x))
+
+
+class WideRange(TorchDispatchMode):
+    """Float32 operations, each result rounded to ``dtype``'s precision without its range
+    (``in_precision``): float16 arithmetic that cannot overflow. Where float16 autograd's
+    gradient is NaN (a GELU's ``0 * inf``) and the float64 one finite, the run inside this
+    shows how far float16's rounding alone takes autograd there."""
+
+    def __init__(self, dtype: torch.dtype):
+        super().__init__()
+        self.dtype = dtype
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        got = func(*args, **(kwargs or {}))
+        if func.is_view or func._schema.is_mutable:
+            return got
+        return tree_map(lambda t: in_precision(t, self.dtype) if isinstance(t, torch.Tensor)
+                        and t.dtype == torch.float32 else t, got)

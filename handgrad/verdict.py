@@ -1,10 +1,9 @@
 """The verdict: is a hand-derived gradient as accurate as autograd's, in the dtype it ran in?
 
-Two roundings of one sum rarely agree to the last bit, and how far they drift apart grows
-with the length of the sum, the magnitude of its terms and the order a BLAS kernel takes
-them in: an Intel and an AMD CPU disagree, a GPU more so. So handgrad never asks "do
-manual and autograd agree elementwise within a fixed tolerance?". It asks "is manual as
-close to the exact answer as autograd is?", which holds on any machine, at any size.
+Two roundings of one sum drift apart with its length, its terms' size and the order a
+kernel takes them in (an Intel and an AMD CPU disagree, a GPU more so), so handgrad asks
+not whether manual and autograd agree within a fixed tolerance but whether manual is as
+close to the exact answer as autograd is, which holds on any machine, at any size.
 
 Below float64 (float32, bfloat16, float16) the exact answer, the *truth*, is autograd's
 gradient of the same inputs, upcast to float64: its own rounding is about 2^-29 of
@@ -44,11 +43,11 @@ and wherever autograd's is finite, so is manual's, with these exceptions, each a
 answer that failed once:
 
 - autograd overflowed below float64 where the truth is finite: a finite manual is judged
-  against the truth there, autograd's error counting as the truth's size, or as its error
-  over the rest of the tensor where that is larger (a float16 GPT's GELU gives ``0 * inf``
-  where the slope is 0, and the hand gradient gives the 0; in a float16 GPT whose last
-  layer norm divides by a deviation of 0.06 from 10.06, both sides' ``d_wte`` are 9e-5
-  off, and 3e-6 is the truth where autograd gave NaN);
+  against the truth there, autograd's error counting as the truth's size, or as that of
+  autograd run in the dtype's precision with float32's range, where larger (a float16
+  GPT's GELU gives ``0 * inf`` where the slope is 0, and the hand gradient gives the 0; in
+  another, ``d_ln1_beta`` sums 32 float16 subnormals that cancel to 3e-8, and both the
+  hand gradient and that run of autograd come out 6e-5);
 - the dtype could not hold the forward (``held``; a float16 layer norm of ``[1000, 0]``,
   variance 250000, normalises to 0): the truth is another function's, so a finite manual
   against autograd's NaN is not judged;
@@ -59,10 +58,8 @@ answer that failed once:
   the rounding decided it (that block's inf, times a gamma of 0, gave NaN further down).
 
 What no verdict can judge: a value that is zero in exact arithmetic and rounding noise in
-practice (the gradient of a softmax's shift, ``-sum(d_shifted)``), whose scale is its own
-noise. A backward should not name such a step; the exact zero is the derivation. Where such
-noise is carried into a gradient that is not zero, the later looks of ``handgrad.measure``
-re-roll every rounding to see how far it can reach.
+practice (the gradient of a softmax's shift), whose scale is its own noise. A backward
+should not name such a step; the exact zero is the derivation.
 """
 
 from collections.abc import Mapping
@@ -245,13 +242,15 @@ def _at(t: torch.Tensor, index: tuple[int, ...] | None) -> float | None:
 
 def judge_one(name: str, manual, autograd: torch.Tensor, truth: torch.Tensor,
               error: float | None = None, looks: int = 1, how: str = "",
-              held: bool = True, overflowed: torch.Tensor | None = None) -> Judgement:
+              held: bool = True, overflowed: torch.Tensor | None = None,
+              wide_range: torch.Tensor | None = None) -> Judgement:
     """The verdict on one gradient. ``error`` is autograd's own error where it is not
     measured here against ``truth``: in float64 (``truth`` is then autograd itself), and on
     a later look (``handgrad.measure``), which ``looks`` counts and ``how`` describes.
     ``held``: whether the forward held in this dtype, finite wherever float64's is (where
     it did not, see the module docstring). ``overflowed``: where autograd itself gave NaN
-    or inf in some run with random rounding."""
+    or inf in some run with random rounding. ``wide_range``: autograd in the dtype's precision
+    with float32's range (``handgrad.rounding.WideRange``), for where autograd gave up."""
     dtype, device = autograd.dtype, autograd.device.type
     base = dict(name=name, dtype=dtype, device=device, looks=looks, how=how,
                 k=K_FLOAT64 if dtype == torch.float64 else K)
@@ -282,15 +281,19 @@ def judge_one(name: str, manual, autograd: torch.Tensor, truth: torch.Tensor,
         judged_m = judged_m & ~gave_up  # another function's gradient: nothing to judge it by
     elif gave_up is not None:
         # Autograd gave up there (module docstring): a finite manual against the truth, with
-        # autograd's error the larger of the truth's size and its error over the rest of the
-        # tensor; every other entry by the rule below.
-        off = gave_up & ((m - t).abs() > K * t.abs().clamp(min=err_a) + floor)
+        # autograd's error there the truth's size, or that of autograd in the dtype's
+        # precision and float32's range where larger; every other entry by the rule below.
+        size = t.abs()
+        if wide_range is not None:
+            size = torch.maximum(size, (wide_range.to("cpu", torch.float64) - t).abs().nan_to_num())
+        off = gave_up & ((m - t).abs() > K * size + floor)
         if off.any():
             index = tuple(int(i) for i in off.nonzero()[0])
             return problem(f"manual is {float(m[index])} where autograd gave "
                            f"{float(a[index])} and the truth is {float(t[index])} (index "
-                           f"{index}): further from it than {K:g} times its size or "
-                           f"autograd's error elsewhere, {err_a:.2e}", index)
+                           f"{index}): further from it than {K:g} times the larger of its "
+                           f"size and autograd's error with float32's range, "
+                           f"{float(size[index]):.2e}", index)
         judged_m = judged_m & ~gave_up
     err_m, index = _located((m - t).abs(), judged_m)
     judged = Judgement(**base, passed=True, err_manual=err_m, err_autograd=err_a,
@@ -303,7 +306,8 @@ def judge_one(name: str, manual, autograd: torch.Tensor, truth: torch.Tensor,
 
 def judge(label: str, manual: Mapping[str, object], autograd: Tensors, truth: Tensors,
           errors: Mapping[str, float] | None = None, looks: int = 1, how: str = "",
-          held: bool = True, overflowed: Mapping[str, torch.Tensor] | None = None) -> Verdict:
+          held: bool = True, overflowed: Mapping[str, torch.Tensor] | None = None,
+          wide_range: Mapping[str, torch.Tensor] | None = None) -> Verdict:
     """Judge every gradient autograd gives; one that manual does not give fails."""
     judgements = []
     for name, want in autograd.items():
@@ -314,5 +318,6 @@ def judge(label: str, manual: Mapping[str, object], autograd: Tensors, truth: Te
             continue
         judgements.append(judge_one(name, manual[name], want, truth[name],
                                     None if errors is None else errors[name], looks, how,
-                                    held, (overflowed or {}).get(name)))
+                                    held, (overflowed or {}).get(name),
+                                    (wide_range or {}).get(name)))
     return Verdict(label, tuple(judgements))
