@@ -276,7 +276,6 @@ def judge_one(name: str, manual, autograd: torch.Tensor, truth: torch.Tensor,
         judged_m, judged_a, gave_up = found
     scale = float(_where(judged_m, t.abs()).max()) if t.numel() else 0.0
     floor = FLOOR_ULPS * ulp(dtype, scale) * (2 if dtype == torch.float64 else 1)
-    err_a = error if error is not None else _located((a - t).abs(), judged_a)[0]
     if gave_up is not None and not held:
         judged_m = judged_m & ~gave_up  # another function's gradient: nothing to judge it by
     elif gave_up is not None:
@@ -284,8 +283,9 @@ def judge_one(name: str, manual, autograd: torch.Tensor, truth: torch.Tensor,
         # autograd's error there the truth's size, or that of autograd in the dtype's
         # precision and float32's range where larger; every other entry by the rule below.
         size = t.abs()
-        if wide_range is not None:
-            size = torch.maximum(size, (wide_range.to("cpu", torch.float64) - t).abs().nan_to_num())
+        if wide_range is not None:  # where that run is finite too
+            off_wide = (wide_range.to("cpu", torch.float64) - t).abs()
+            size = torch.maximum(size, torch.where(off_wide.isfinite(), off_wide, 0))
         off = gave_up & ((m - t).abs() > K * size + floor)
         if off.any():
             index = tuple(int(i) for i in off.nonzero()[0])
@@ -296,6 +296,7 @@ def judge_one(name: str, manual, autograd: torch.Tensor, truth: torch.Tensor,
                            f"{float(size[index]):.2e}", index)
         judged_m = judged_m & ~gave_up
     err_m, index = _located((m - t).abs(), judged_m)
+    err_a = error if error is not None else _located((a - t).abs(), judged_a)[0]
     judged = Judgement(**base, passed=True, err_manual=err_m, err_autograd=err_a,
                        floor=floor, index=index, manual_at=_at(m, index),
                        autograd_at=_at(a, index), truth_at=_at(t, index))

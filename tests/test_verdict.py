@@ -107,12 +107,15 @@ def test_where_autograd_gave_up_the_other_entries_keep_their_bound():
     assert v.judgements[0].index == (1,), v.explain()
 
 
-@pytest.mark.parametrize(("manual", "passes"), [(0.5, True), (1.5, False)])
-def test_where_autograd_gave_up_its_run_with_float32s_range_sets_the_bound(manual, passes):
+@pytest.mark.parametrize(("wide", "manual", "passes"), [
+    (0.5, 0.5, True), (0.5, 1.5, False), (float("inf"), 0.5, False)])
+def test_where_autograd_gave_up_its_run_with_float32s_range_sets_the_bound(wide, manual,
+                                                                            passes):
     """Autograd's NaN where the truth is 1e-3, and 0.5 there in float16's precision with
-    float32's range: float16's rounding takes it that far, so a hand 0.5 passes, 1.5 not."""
+    float32's range: float16's rounding takes it that far, so a hand 0.5 passes, 1.5 not.
+    Where that run overflows too, it sets no bound of its own."""
     m, a, t = sides([1e-3, 2.0], [float("nan"), 2.0], [manual, 2.0], torch.float16)
-    v = judge("", m, a, t, wide_range={"g": torch.tensor([0.5, 2.0])})
+    v = judge("", m, a, t, wide_range={"g": torch.tensor([wide, 2.0])})
     assert v.passed is passes, v.explain()
 
 
