@@ -45,12 +45,15 @@ At the target, step 4's ``d_log_p + d_lse p = d_lse (p - 1)`` cancels where the 
 confident (``p`` near 1) down to ``p``'s rounding: for logits ``[0, 10]`` and target 1,
 ``p - 1 = -4.54e-5`` comes out 0.05 % off in float32, 700 times autograd's error. So
 ``1 - p[target]`` is taken as what it equals, the other classes' share,
-``sum_{c != target} exp(shifted[c]) / sum_c exp(shifted[c])``, a sum of positive terms
-with nothing to cancel. (Autograd gets it right another way: the row max's gradient,
-``-sum_c d_shifted``, is zero in exact arithmetic but in floating point it carries minus
-that cancellation's error, and lands on the argmax, which is the target where ``p`` is near
-1.) The one-hot row is written with ``where``, not a product, so that an infinite
-``d_picked`` leaves the other classes at an exact 0, as autograd's scatter does.
+``sum_{c != target} p[c]``, a sum of positive terms with nothing to cancel. It sums the
+probabilities, not the ``exp`` before dividing: that sum can pass float16's whole
+numbers (it holds 2048 and 2050, not 2049), and with 2050 near-equal logits the hand
+``d_lnf_beta`` of ``tiny_gpt`` came out 0 against a truth of 4.9e-7. (Autograd gets it
+right another way: the row max's gradient, ``-sum_c d_shifted``, is zero in exact
+arithmetic but in floating point it carries minus that cancellation's error, and lands on
+the argmax, which is the target where ``p`` is near 1.) The one-hot row is written with
+``where``, not a product, so that an infinite ``d_picked`` leaves the other classes at an
+exact 0, as autograd's scatter does.
 """
 
 import torch
@@ -96,7 +99,7 @@ def backward(f: Tensors, target: torch.Tensor, d_loss: torch.Tensor | float = 1.
     e = shifted.exp()  # (N, C)  the softmax from the shifted logits, not exp(log_p)
     total = e.sum(-1, keepdim=True)  # (N, 1)
     p = e / total  # (N, C)
-    rest = torch.where(onehot, 0, e).sum(-1, keepdim=True) / total  # (N, 1)  1 - p[target]
+    rest = torch.where(onehot, 0, p).sum(-1, keepdim=True)  # (N, 1)  1 - p[target]
     d_loss = torch.as_tensor(d_loss, dtype=shifted.dtype, device=shifted.device)
     d_picked = (-d_loss / n).expand(n)  # (N,)    step 1: -mean
     d_log_p = torch.where(onehot, d_picked.unsqueeze(-1), 0)  # (N, C)  step 2: one entry a row

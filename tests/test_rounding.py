@@ -165,3 +165,16 @@ def test_below_float64_one_unlucky_rounding_is_judged_by_medians():
     assert [j.name for j in wrong.failures] == ["lnf_beta"]
     judged = {j.name: j for j in wrong.judgements}["lnf_beta"]
     assert judged.how.startswith(f"manual's median over {ROUNDINGS} runs with random rounding")
+
+
+def test_float16_sums_probabilities_past_its_whole_numbers():
+    """2050 near-equal logits in float16: the other classes' ``exp`` sum to 2049, which
+    float16 rounds to 2048, and a hand ``d_lnf_beta`` that took ``1 - p[target]`` from that
+    sum came out 0 against a truth of 4.9e-7 (``cross_entropy``'s Numerics). Summed as
+    probabilities it passes; one twice as large fails (4.9e-7 is 8 of float16's smallest
+    steps, so a smaller mistake there is within its floor of 4)."""
+    inputs = gpt_draw(2050, {1: 0.001}, 0.001, 0, torch.float16)
+    verdict = GPT.verdict(inputs, draw="2050 classes")
+    assert verdict.passed, verdict.explain()
+    wrong = off_by(GPT, "lnf_beta", 1.0).verdict(inputs, draw="doubled")
+    assert [j.name for j in wrong.failures] == ["lnf_beta"]
