@@ -7,8 +7,8 @@ however the inputs move. In a GPT whose token embeddings are all 0 but one, the 
 probabilities of the softmax are all ``exp(-3e-6)`` to the last bit at every nearby input,
 their float64 sum comes out 3 ulps from 1 every time, and autograd, which takes the row
 max's gradient through that sum, was 6.7e-19 from the exact gradient (60 digits, mpmath):
-eight times the largest error the nearby inputs showed. The hand gradient was exact to
-half an ulp, and failed.
+eight times the largest error the nearby inputs showed. The hand gradient of the time
+was exact to half an ulp, and failed.
 
 ``RandomRounding`` re-rolls those too, by stochastic rounding: inside it, every operation
 on float32, bfloat16 or float16 tensors is computed from the same operands in float64, and

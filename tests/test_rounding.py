@@ -118,10 +118,10 @@ def gpt_draw(vocabulary: int, wte: dict[int, float], beta: float, target: int, d
 
 
 def test_float64_spares_an_exact_gradient_that_autograd_rounds_far_from():
-    """The hand d_lnf_beta is within half an ulp of the exact value (60 digits, mpmath:
-    -1.1399272728173981e-06); autograd's was 6.7e-19 off here, 8 times the largest rounding
-    its second differences showed (how far depends on the CPU's order of summing). The
-    right answer passes, and one 1e-10 off still fails."""
+    """The hand d_lnf_beta is within a few ulps of the exact value (60 digits, mpmath:
+    -1.1399272728173981e-06; 3 on this CPU); autograd's was 6.7e-19 off here, 8 times the
+    largest rounding its second differences showed (how far depends on the CPU's order of
+    summing). The right answer passes, and one 1e-10 off still fails."""
     inputs = gpt_draw(1309, {0: -0.0025, 1: 0.0010078125}, 0.003125, 117, F64)
     right, measured = GPT.manual(inputs), measure(GPT.reference, inputs)
     exact = -1.1399272728173981e-06
@@ -152,10 +152,10 @@ def test_float64_sums_are_measured_in_other_orders_too():
 
 
 def test_below_float64_one_unlucky_rounding_is_judged_by_medians():
-    """In float32 the hand d_lnf_beta was one ulp of 1e-3 off (1.2e-10) where autograd's
-    own rounding happened to cancel (4e-14): on this CPU only the third look passes it.
-    Run under random rounding the two are as accurate as each other, so the right gradient
-    passes; one 0.1 % off fails."""
+    """In float32 a hand d_lnf_beta whose cross-entropy summed ``exp`` before dividing was
+    one ulp of 1e-3 off (1.2e-10) where autograd's own rounding happened to cancel
+    (4e-14), and only the third look, manual's median under random rounding, passed it.
+    The right gradient passes; one 0.1 % off fails, and fails that look too."""
     inputs = gpt_draw(1304, {0: 0.001}, 0.001, 27, F32)
     verdict = GPT.verdict(inputs, draw="one unlucky rounding")
     assert verdict.passed, verdict.explain()

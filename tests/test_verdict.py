@@ -33,9 +33,9 @@ def test_two_roundings_that_an_elementwise_tolerance_rejects_pass():
     ``assert_close``'s float32 default (atol 1e-5) rejects that; the verdict does not."""
     truth = [175.0, 0.32, -3.0]
     autograd, manual = [175.0, 0.32 + 4.7e-5, -3.0], [175.0, 0.32 - 4.7e-5, -3.0]
+    m, a = torch.tensor(manual), torch.tensor(autograd)
     with pytest.raises(AssertionError):
-        # The check the verdict replaces, shown rejecting two right answers:
-        torch.testing.assert_close(torch.tensor(manual), torch.tensor(autograd))  # on purpose
+        torch.testing.assert_close(m, a)  # on purpose: the check the verdict replaces fails
     assert verdict(truth, autograd, manual).passed
 
 
