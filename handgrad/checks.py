@@ -45,7 +45,8 @@ def test_large_sizes(case, form, device, dtype):
 
 
 def test_every_size_one(case, form, device, dtype):
-    """Every symbolic size 1: a batch of one, and every unit axis a squeeze could eat."""
+    """Every symbolic size 1 (or its ``least``): a batch of one, and every unit axis a
+    squeeze could eat."""
     _all_pass(opinions.draw_verdicts(case, "size one", device, dtype, form))
 
 

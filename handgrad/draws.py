@@ -28,7 +28,10 @@ def large(case: Case, device, dtype) -> Iterator[Draw]:
 
 
 def size_one(case: Case, device, dtype) -> Iterator[Draw]:
-    yield "every size 1", case.inputs(device, dtype, seed=2, **dict.fromkeys(case.dims, 1))
+    """Every size at its least: 1, or ``Case.least``'s size where the case names one."""
+    raised = ", ".join(f"{symbol}={n}" for symbol, n in case.least.items())
+    label = f"every size at its least ({raised + ', the others 1' if raised else '1'})"
+    yield label, case.inputs(device, dtype, seed=2, **case.smallest)
 
 
 def transposed(t: torch.Tensor) -> torch.Tensor:

@@ -24,14 +24,20 @@ MAGNITUDES = st.sampled_from([1e-3, 1e-1, 1.0, 1e1, 1e3])
 
 @st.composite
 def sizes(draw, case: Case) -> dict[str, int]:
-    """A size for every symbol, log-uniform, their product at most ``MAX_ELEMENTS``, none
-    above its cap in ``case.most``."""
+    """A size for every symbol, from its ``case.least`` to its cap in ``case.most``, their
+    product at most ``MAX_ELEMENTS`` (less what the symbols still to come need for their
+    least), log-uniform."""
     drawn: dict[str, int] = {}
     left = MAX_ELEMENTS
-    for symbol in draw(st.permutations(list(case.dims))):  # no symbol always gets the most
-        most = min(left, case.most.get(symbol, left))
-        octave = draw(st.integers(0, int(math.log2(most))), label=f"{symbol} octave")
-        size = draw(st.integers(2**octave, min(2 ** (octave + 1) - 1, most)), label=symbol)
+    order = draw(st.permutations(list(case.dims)))  # no symbol always gets the most
+    for i, symbol in enumerate(order):
+        least = case.smallest[symbol]
+        kept = math.prod(case.smallest[s] for s in order[i + 1:])
+        most = max(least, min(left // kept, case.most.get(symbol, left)))
+        octave = draw(st.integers(least.bit_length() - 1, most.bit_length() - 1),
+                      label=f"{symbol} octave")
+        size = draw(st.integers(max(2**octave, least), min(2 ** (octave + 1) - 1, most)),
+                    label=symbol)
         drawn[symbol] = size
         left //= size
     return drawn

@@ -1,0 +1,71 @@
+"""A statistic over ``n - 1``, which a draw at size 1 divides by zero: with ``Case.least``
+every draw keeps clear of it."""
+
+import types
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from handgrad import Case, opinions
+from handgrad.draws import DRAWS
+from handgrad.strategies import case_inputs
+
+
+def bessel_forward(x, gamma, beta):
+    """Batch norm over the batch axis with the unbiased variance, written as ports of
+    makemore's batch norm write it: ``1 / (n - 1)`` in Python, an error at n = 1."""
+    n = x.shape[0]
+    mean = x.sum(0) / n
+    xc = x - mean
+    var = 1 / (n - 1) * (xc**2).sum(0)
+    rstd = (var + 1e-5) ** -0.5
+    xhat = xc * rstd
+    return {"mean": mean, "xc": xc, "var": var, "rstd": rstd, "xhat": xhat,
+            "out": gamma * xhat + beta}
+
+
+def bessel_gradients(x, gamma, beta, v):
+    """The fused closed form: d_x = gamma rstd / n (n v - sum v - n / (n - 1) xhat
+    sum(v xhat)); d_gamma = sum(v xhat); d_beta = sum v (sums over the batch)."""
+    f, n = bessel_forward(x, gamma, beta), x.shape[0]
+    d_gamma = (v * f["xhat"]).sum(0)
+    d_x = gamma * f["rstd"] / n * (n * v - v.sum(0) - n / (n - 1) * f["xhat"] * d_gamma)
+    return {"x": d_x, "gamma": d_gamma, "beta": v.sum(0)}
+
+
+BESSEL = Case(
+    name="bessel_batch_norm", source="tests/test_survivors.py",
+    formula="gamma (x - mean) / sqrt(var_unbiased + eps) + beta",
+    closed_form="d_x = gamma rstd / n (n v - sum v - n / (n - 1) xhat sum(v xhat))",
+    module=types.SimpleNamespace(
+        __name__="bessel_batch_norm", forward=bessel_forward, gradients=bessel_gradients,
+        SHAPES={"x": "N C", "gamma": "C", "beta": "C", "v": "N C"}),
+    output="out", wrt=("x", "gamma", "beta"), dims={"N": 8, "C": 4}, grad_output="v",
+    least={"N": 2})
+
+
+def test_without_least_the_size_one_draw_divides_by_zero():
+    without = Case(**{**BESSEL.__dict__, "least": {}})
+    with pytest.raises(ZeroDivisionError):
+        list(opinions.draw_verdicts(without, "size one", "cpu", torch.float64))
+
+
+@pytest.mark.parametrize("draw", list(DRAWS))
+def test_a_case_with_least_runs_every_draw(draw):
+    """float64: every draw runs (no size below 2 on the batch axis) and the right
+    Bessel-corrected gradient passes it."""
+    probes_ran = 0
+    for verdict in opinions.draw_verdicts(BESSEL, draw, "cpu", torch.float64):
+        verdict.check()
+        probes_ran += 1
+    assert probes_ran
+
+
+@settings(max_examples=25, deadline=None)
+@given(data=st.data())
+def test_a_case_with_least_runs_every_generated_draw(data):
+    inputs = data.draw(case_inputs(BESSEL), label="inputs")
+    assert inputs["x"].shape[0] >= 2
+    BESSEL.verdict(inputs, draw="generated draw").check()
