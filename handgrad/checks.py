@@ -50,6 +50,12 @@ def test_every_size_one(case, form, device, dtype):
     _all_pass(opinions.draw_verdicts(case, "size one", device, dtype, form))
 
 
+def test_equal_sizes(case, form, device, dtype):
+    """Every size symbol at one common size: a gradient summed over the wrong one of two
+    axes keeps its shape only where they are equal, and fails there."""
+    _all_pass(opinions.draw_verdicts(case, "equal sizes", device, dtype, form))
+
+
 def test_non_contiguous_layouts(case, form, device, dtype):
     """Every input, the grad_output too, transposed in memory, strided with an offset, and
     expanded (stride 0): a backward that reads storage as if contiguous fails."""

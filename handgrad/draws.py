@@ -7,6 +7,7 @@ where the stable form does not). Each function here turns a case's inputs into l
 variants of them; ``handgrad.checks`` judges every one by the verdict.
 """
 
+import math
 from collections.abc import Callable, Iterator
 
 import torch
@@ -16,6 +17,7 @@ from handgrad.verdict import Tensors
 
 Draw = tuple[str, Tensors]
 MAGNITUDES = (1e-3, 1e3)
+MAX_ELEMENTS = 2**14  # the product of every size symbol of a drawn shape
 
 
 def default(case: Case, device, dtype) -> Iterator[Draw]:
@@ -32,6 +34,29 @@ def size_one(case: Case, device, dtype) -> Iterator[Draw]:
     raised = ", ".join(f"{symbol}={n}" for symbol, n in case.least.items())
     label = f"every size at its least ({raised + ', the others 1' if raised else '1'})"
     yield label, case.inputs(device, dtype, seed=2, **case.smallest)
+
+
+def common_size(case: Case) -> dict[str, int]:
+    """Every symbol at one size, the largest whose product stays within ``MAX_ELEMENTS``
+    (a symbol whose ``least`` is above it, or ``most`` below, takes that instead)."""
+    def at(n: int) -> dict[str, int]:
+        return {s: min(max(n, least), case.most.get(s, n)) for s, least in case.smallest.items()}
+
+    n = round(MAX_ELEMENTS ** (1 / len(case.dims)))
+    while n > 2 and math.prod(at(n).values()) > MAX_ELEMENTS:
+        n -= 1
+    while at(n + 1) != at(n) and math.prod(at(n + 1).values()) <= MAX_ELEMENTS:
+        n += 1
+    return at(n)
+
+
+def equal_sizes(case: Case, device, dtype) -> Iterator[Draw]:
+    """Every size symbol at one common size: a gradient reduced over the wrong one of two
+    axes has the right shape only where their sizes are equal, and only there can its
+    values be judged wrong (a sum over the batch where the hidden units were meant)."""
+    sizes = common_size(case)
+    label = ", ".join(f"{k}={v}" for k, v in sizes.items())
+    yield f"equal sizes ({label})", case.inputs(device, dtype, seed=6, **sizes)
 
 
 def transposed(t: torch.Tensor) -> torch.Tensor:
@@ -96,5 +121,6 @@ def non_finite(case: Case, device, dtype) -> Iterator[Draw]:
             yield f"{value} in {name}'s first entry", {**inputs, name: spoilt}
 
 
-DRAWS = {"default": default, "large": large, "size one": size_one, "layouts": layouts,
-         "magnitudes": magnitudes, "non-finite": non_finite}
+DRAWS = {"default": default, "large": large, "size one": size_one,
+         "equal sizes": equal_sizes, "layouts": layouts, "magnitudes": magnitudes,
+         "non-finite": non_finite}

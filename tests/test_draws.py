@@ -1,16 +1,17 @@
-"""The draws' own promises: every size at or above its ``least`` and within its ``most``."""
+"""The draws' own promises: every size at or above its ``least`` and within its ``most``,
+distinct symbols made equal (one common size; ties in the generated sizes)."""
 
 import dataclasses
 import math
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import find, given, settings
 
-from cases import BY_NAME
+from cases import BY_NAME, CASES
 from handgrad import probes
-from handgrad.draws import DRAWS
-from handgrad.strategies import MAX_ELEMENTS, sizes
+from handgrad.draws import DRAWS, MAX_ELEMENTS, common_size
+from handgrad.strategies import sizes
 
 MLP = BY_NAME["mlp_relu_mse"]
 AT_LEAST = dataclasses.replace(MLP, least={"N": 3, "H": 5})
@@ -47,9 +48,32 @@ def test_a_least_above_most_is_refused():
         probes.assert_declaration(capped)
 
 
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_the_common_size_is_the_largest_within_the_budget(case):
+    tied = common_size(case)
+    n = max(tied.values())
+    assert all(m == n or m == case.most.get(s) for s, m in tied.items()), tied
+    assert math.prod(tied.values()) <= MAX_ELEMENTS
+    bigger = {s: min(m + 1, case.most.get(s, m + 1)) for s, m in tied.items()}
+    assert bigger == tied or math.prod(bigger.values()) > MAX_ELEMENTS
+
+
+def test_the_common_size_keeps_most_and_least():
+    capped = dataclasses.replace(MLP, most={"D": 4}, least={"N": 64})
+    assert common_size(capped) == {"N": 64, "D": 4, "H": 64}  # 64 * 4 * 64 = 2^14
+
+
 @settings(max_examples=200, deadline=None)
 @given(drawn=sizes(AT_LEAST))
 def test_generated_sizes_stay_within_least_most_and_the_budget(drawn):
     assert drawn.keys() == AT_LEAST.dims.keys()
     assert all(drawn[s] >= least for s, least in AT_LEAST.smallest.items())
     assert math.prod(drawn.values()) <= MAX_ELEMENTS
+
+
+def test_generated_sizes_tie_distinct_symbols():
+    """Hypothesis finds a draw with N = H above 1 and D apart: a tie of two symbols alone."""
+    quick = settings(max_examples=200, database=None, derandomize=True)
+    found = find(sizes(MLP), lambda d: d["N"] == d["H"] > 1 and d["D"] != d["N"],
+                 settings=quick)
+    assert found["N"] == found["H"]

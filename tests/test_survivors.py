@@ -1,5 +1,7 @@
-"""A statistic over ``n - 1``, which a draw at size 1 divides by zero: with ``Case.least``
-every draw keeps clear of it."""
+"""Wrong gradients no draw used to catch, each planted here and caught by the draw made
+for it: a sum over the wrong one of two axes, right in shape only where their sizes are
+equal. And a statistic over ``n - 1``, which a draw at size 1 divides by zero: with
+``Case.least`` every draw keeps clear of it."""
 
 import types
 
@@ -8,9 +10,40 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from handgrad import Case, opinions
+from cases import BY_NAME
+from handgrad import DTYPES, Case, opinions
 from handgrad.draws import DRAWS
+from handgrad.mutants import planted
 from handgrad.strategies import case_inputs
+
+EVERY_DTYPE = pytest.mark.parametrize("dtype", DTYPES.values(), ids=list(DTYPES))
+
+
+def b1_by_its_size(right):
+    """``d_b1`` sums ``d_l1 (N, H)`` over the axis that is not the hidden one, found by its
+    size: where N = H the search finds the batch axis first, and ``d_b1`` is a sum over
+    the hidden units, (N,) where (H,) was meant, the same shape."""
+    def gradients(**inputs):
+        grads = right(**inputs)
+        hidden = grads["l1"].shape.index(inputs["b1"].shape[0])
+        return {**grads, "b1": grads["l1"].sum(1 - hidden)}
+    return gradients
+
+
+@EVERY_DTYPE
+def test_a_sum_over_the_wrong_of_two_axes_is_caught_where_their_sizes_are_equal(dtype):
+    case = BY_NAME["mlp_relu_mse"]
+    wrong = planted(case, gradients=b1_by_its_size(case.module.gradients))
+    for draw in ("default", "size one"):  # N and H apart, or both 1: nothing to see
+        for verdict in opinions.draw_verdicts(wrong, draw, "cpu", dtype):
+            assert verdict.passed, verdict.explain()
+    for sizes in (case.small_dims, case.large_dims):  # the other draws': apart too
+        assert sizes["N"] != sizes["H"]
+    (label, inputs), = DRAWS["equal sizes"](case, "cpu", dtype)
+    assert wrong.manual(inputs)["b1"].shape == inputs["b1"].shape  # only its values differ
+    verdict = wrong.verdict(inputs, draw=label)
+    assert [j.name for j in verdict.failures] == ["b1"], verdict.explain()
+    assert "d_b1" in verdict.explain()
 
 
 def bessel_forward(x, gamma, beta):
