@@ -57,8 +57,9 @@ def test_equal_sizes(case, form, device, dtype):
 
 
 def test_non_contiguous_layouts(case, form, device, dtype):
-    """Every input, the grad_output too, transposed in memory, strided with an offset, and
-    expanded (stride 0): a backward that reads storage as if contiguous fails."""
+    """Each input, the grad_output too, contiguous, transposed in memory, strided with an
+    offset or expanded (stride 0), independently of the others: a backward that reads
+    storage as if contiguous, or one tensor with another's strides, fails."""
     _all_pass(opinions.draw_verdicts(case, "layouts", device, dtype, form))
 
 

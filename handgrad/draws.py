@@ -7,6 +7,7 @@ where the stable form does not). Each function here turns a case's inputs into l
 variants of them; ``handgrad.checks`` judges every one by the verdict.
 """
 
+import itertools
 import math
 from collections.abc import Callable, Iterator
 
@@ -84,18 +85,42 @@ def expanded(t: torch.Tensor) -> torch.Tensor:
 
 
 LAYOUTS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "contiguous": torch.Tensor.contiguous,
     "transposed storage": transposed,
     "a strided slice with an offset": strided,
     "an expanded view (stride 0)": expanded,
 }
+# An input's layout in each of four rounds: one of the 24 orders of the four layouts, the
+# first four the rounds of a Latin square, (i + r) mod 4. Every input takes every layout,
+# and two inputs, both orders of the same four, differ in at least two rounds.
+ORDERS = [tuple((i + r) % 4 for r in range(4)) for i in range(4)]
+ORDERS += [order for order in itertools.permutations(range(4)) if order not in ORDERS]
+
+
+def orders(count: int) -> list[tuple[int, ...]]:
+    """The layouts of ``count`` inputs round by round (``ORDERS``); past 24 inputs, four
+    rounds more for each further digit of the input's number in base 24."""
+    blocks = 1
+    while len(ORDERS) ** blocks < count:
+        blocks += 1
+    return [sum((ORDERS[i // len(ORDERS) ** b % len(ORDERS)] for b in range(blocks)), ())
+            for i in range(count)]
 
 
 def layouts(case: Case, device, dtype) -> Iterator[Draw]:
-    """Every input (the grad_output and integer indices too) non-contiguous, one layout at
-    a time."""
+    """Each input (the grad_output and integer indices too) in a layout of its own, chosen
+    independently of the others' and contiguous among them, over rounds in which every
+    input meets every layout and every two inputs differ: a backward that reads one tensor
+    with another's strides (``v`` with ``x``'s) fails where their layouts differ."""
     inputs = case.inputs(device, dtype, seed=3)
-    for label, relayout in LAYOUTS.items():
-        yield f"every input as {label}", {k: relayout(t) for k, t in inputs.items()}
+    names, kinds = list(inputs), list(LAYOUTS)
+    rows = orders(len(names))
+    for r in range(len(rows[0])):
+        which = {name: kinds[row[r]] for name, row in zip(names, rows, strict=True)}
+        label = "; ".join(f"{kind}: {', '.join(n for n in names if which[n] == kind)}"
+                          for kind in kinds if kind in which.values())
+        yield f"layouts, round {r + 1}: {label}", {k: LAYOUTS[which[k]](t)
+                                                   for k, t in inputs.items()}
 
 
 def floating(case: Case, inputs: Tensors) -> list[str]:

@@ -1,7 +1,9 @@
 """The draws' own promises: every size at or above its ``least`` and within its ``most``,
-distinct symbols made equal (one common size; ties in the generated sizes)."""
+distinct symbols made equal (one common size; ties in the generated sizes), and each
+input's layout chosen independently of the others'."""
 
 import dataclasses
+import itertools
 import math
 
 import pytest
@@ -10,7 +12,7 @@ from hypothesis import find, given, settings
 
 from cases import BY_NAME, CASES
 from handgrad import probes
-from handgrad.draws import DRAWS, MAX_ELEMENTS, common_size
+from handgrad.draws import DRAWS, LAYOUTS, MAX_ELEMENTS, common_size, orders
 from handgrad.strategies import sizes
 
 MLP = BY_NAME["mlp_relu_mse"]
@@ -77,3 +79,28 @@ def test_generated_sizes_tie_distinct_symbols():
     found = find(sizes(MLP), lambda d: d["N"] == d["H"] > 1 and d["D"] != d["N"],
                  settings=quick)
     assert found["N"] == found["H"]
+
+
+@pytest.mark.parametrize("count", [1, 2, 4, 6, 18, 24, 25, 600])
+def test_every_input_meets_every_layout_and_every_two_differ(count):
+    rows = orders(count)
+    assert len(set(rows)) == count  # every two inputs differ in some round
+    assert all(set(row) == set(range(len(LAYOUTS))) for row in rows)
+    latin = [tuple((i + r) % 4 for r in range(4)) for i in range(4)]
+    assert [row[:4] for row in rows[:4]] == latin[:count]  # (i + r) mod 4 first
+
+
+def test_each_input_has_its_own_layout_and_the_label_says_which():
+    case = BY_NAME["layer_norm"]  # x, gamma, beta, v
+    rounds = list(DRAWS["layouts"](case, "cpu", torch.float64))
+    assert len(rounds) == 4
+    for (label, inputs), kinds in zip(rounds, zip(*orders(4), strict=True), strict=True):
+        said = dict(part.split(": ") for part in label.split(": ", 1)[1].split("; "))
+        assert said == {list(LAYOUTS)[kind]: name for name, kind in zip(inputs, kinds,
+                                                                         strict=True)}
+        assert inputs["x"].stride() != inputs["v"].stride()  # x and v always apart here
+    layouts_of_x = [inputs["x"].stride() for _, inputs in rounds]
+    assert (case.dims["C"], 1) in layouts_of_x  # contiguous is one of the choices
+    assert any(0 in stride for stride in layouts_of_x)  # so is the expanded view
+    for (_, a), (_, b) in itertools.combinations(rounds, 2):
+        assert any(a[k].stride() != b[k].stride() for k in a)

@@ -1,6 +1,7 @@
 """Wrong gradients no draw used to catch, each planted here and caught by the draw made
 for it: a sum over the wrong one of two axes, right in shape only where their sizes are
-equal. And a statistic over ``n - 1``, which a draw at size 1 divides by zero: with
+equal; a grad_output read with another input's strides, right wherever the two share a
+layout. And a statistic over ``n - 1``, which a draw at size 1 divides by zero: with
 ``Case.least`` every draw keeps clear of it."""
 
 import types
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 
 from cases import BY_NAME
 from handgrad import DTYPES, Case, opinions
-from handgrad.draws import DRAWS
+from handgrad.draws import DRAWS, LAYOUTS
 from handgrad.mutants import planted
 from handgrad.strategies import case_inputs
 
@@ -45,6 +46,42 @@ def test_a_sum_over_the_wrong_of_two_axes_is_caught_where_their_sizes_are_equal(
     assert [j.name for j in verdict.failures] == ["b1"], verdict.explain()
     assert "d_b1" in verdict.explain()
 
+
+def v_read_with_the_strides_of_x(right):
+    """The grad_output's storage read with ``x``'s strides, as a kernel handed both
+    pointers and one set of strides would: right wherever ``v`` is laid out as ``x`` is."""
+    def gradients(x, v):
+        return right(x=x, v=torch.as_strided(v, x.shape, x.stride()))
+    return gradients
+
+
+def every_input_alike(case, device, dtype):
+    """The layouts as drawn before: every input in the same layout, one layout a round."""
+    inputs = case.inputs(device, dtype, seed=3)
+    for kind, relayout in LAYOUTS.items():
+        yield kind, {k: relayout(t) for k, t in inputs.items()}
+
+
+@EVERY_DTYPE
+def test_a_grad_output_read_with_the_strides_of_x_is_caught_by_independent_layouts(dtype):
+    case = BY_NAME["gelu"]
+    wrong = planted(case, gradients=v_read_with_the_strides_of_x(case.module.gradients))
+    for kind, inputs in every_input_alike(case, "cpu", dtype):
+        verdict = wrong.verdict(inputs, draw=kind)
+        assert verdict.passed, verdict.explain()
+    named = []
+    for label, inputs in DRAWS["layouts"](case, "cpu", dtype):
+        x, v = inputs["x"], inputs["v"]
+        assert x.stride() != v.stride(), label
+        reach = v.storage_offset() + sum((n - 1) * s for n, s in zip(x.shape, x.stride(),
+                                                                     strict=True))
+        if reach >= v.untyped_storage().nbytes() // v.element_size():  # past v's storage
+            with pytest.raises(RuntimeError, match="out of bounds"):
+                wrong.verdict(inputs, draw=label)
+        else:
+            named.append([j.name for j in wrong.verdict(inputs, draw=label).failures])
+    assert named
+    assert all(names == ["x"] for names in named), named
 
 def bessel_forward(x, gamma, beta):
     """Batch norm over the batch axis with the unbiased variance, written as ports of
