@@ -1,10 +1,12 @@
 """The inputs a case is judged on, beyond its default draw.
 
 A derivation can be right on one draw and wrong on another: only above some size (a
-reduction split in blocks), only for a non-contiguous input (a kernel that reads the
-storage as if it were contiguous), only at large magnitudes (an ``exp`` that overflows
-where the stable form does not). Each function here turns a case's inputs into labelled
-variants of them; ``handgrad.checks`` judges every one by the verdict.
+reduction split in blocks), only where two sizes are equal (a sum over the wrong one of
+two axes), only for a non-contiguous input or one laid out unlike another (a kernel that
+reads the storage as if contiguous, or with another tensor's strides), only at large
+magnitudes (an ``exp`` that overflows where the stable form does not). Each function here
+turns a case's inputs into labelled variants of them; ``handgrad.checks`` judges every one
+by the verdict.
 """
 
 import itertools
