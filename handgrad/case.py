@@ -58,6 +58,8 @@ class Case:
     symbol, at ``LARGE_BATCH`` or four times its default, whichever is more). ``most``
     caps a size symbol in the generated shapes, where a size costs more than its share of
     the product of sizes that bounds a draw (attention's ``(B, H, T, T)`` grows as T^2).
+    ``least`` is the smallest size a symbol takes in every draw (1 where it names none):
+    2 for a statistic over ``n - 1`` (Bessel's correction), undefined at ``n = 1``.
     ``examples`` are worked examples with the numbers their source prints;
     ``walkthrough`` yields more lines for ``python -m cases NAME --walkthrough``.
     """
@@ -75,6 +77,7 @@ class Case:
     full_precision_only: tuple[str, ...] = ()
     large: Mapping[str, int] = field(default_factory=dict)
     most: Mapping[str, int] = field(default_factory=dict)
+    least: Mapping[str, int] = field(default_factory=dict)
     examples: Sequence[Example] = ()
     walkthrough: Callable[[], Iterator[str]] | None = None  # more lines for the walkthrough
 
@@ -99,15 +102,26 @@ class Case:
         return ("gradients", *self.variants)
 
     @property
+    def smallest(self) -> dict[str, int]:
+        """Every symbol's least size: 1, or what ``least`` says."""
+        return {symbol: self.least.get(symbol, 1) for symbol in self.dims}
+
+    @property
     def small_dims(self) -> dict[str, int]:
-        """Small, distinct sizes (2, 3, 4, ...): quick for finite differences, and distinct
-        so that a swapped axis cannot go unnoticed."""
-        return {symbol: 2 + i for i, symbol in enumerate(self.dims)}
+        """Small, distinct, increasing sizes (2, 3, 4, ..., each at least its ``least``):
+        quick for finite differences, and distinct so that a swapped axis cannot go
+        unnoticed."""
+        sizes, size = {}, 2
+        for symbol, least in self.smallest.items():
+            sizes[symbol] = size = max(size, least)
+            size += 1
+        return sizes
 
     @property
     def large_dims(self) -> dict[str, int]:
         batch, default = next(iter(self.dims.items()))
-        return {**self.dims, batch: max(LARGE_BATCH, 4 * default), **self.large}
+        sizes = {**self.dims, batch: max(LARGE_BATCH, 4 * default), **self.large}
+        return {symbol: max(size, self.least.get(symbol, 1)) for symbol, size in sizes.items()}
 
     def shape(self, name: str, sizes: Mapping[str, int]) -> tuple[int, ...]:
         dims = self.shapes[name].partition("<")[0].split()

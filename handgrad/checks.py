@@ -45,13 +45,21 @@ def test_large_sizes(case, form, device, dtype):
 
 
 def test_every_size_one(case, form, device, dtype):
-    """Every symbolic size 1: a batch of one, and every unit axis a squeeze could eat."""
+    """Every symbolic size 1 (or its ``least``): a batch of one, and every unit axis a
+    squeeze could eat."""
     _all_pass(opinions.draw_verdicts(case, "size one", device, dtype, form))
 
 
+def test_equal_sizes(case, form, device, dtype):
+    """Every size symbol at one common size: a gradient summed over the wrong one of two
+    axes keeps its shape only where they are equal, and fails there."""
+    _all_pass(opinions.draw_verdicts(case, "equal sizes", device, dtype, form))
+
+
 def test_non_contiguous_layouts(case, form, device, dtype):
-    """Every input, the grad_output too, transposed in memory, strided with an offset, and
-    expanded (stride 0): a backward that reads storage as if contiguous fails."""
+    """Each input, the grad_output too, contiguous, transposed in memory, strided with an
+    offset or expanded (stride 0), independently of the others: a backward that reads
+    storage as if contiguous, or one tensor with another's strides, fails."""
     _all_pass(opinions.draw_verdicts(case, "layouts", device, dtype, form))
 
 

@@ -1,12 +1,16 @@
 """The inputs a case is judged on, beyond its default draw.
 
 A derivation can be right on one draw and wrong on another: only above some size (a
-reduction split in blocks), only for a non-contiguous input (a kernel that reads the
-storage as if it were contiguous), only at large magnitudes (an ``exp`` that overflows
-where the stable form does not). Each function here turns a case's inputs into labelled
-variants of them; ``handgrad.checks`` judges every one by the verdict.
+reduction split in blocks), only where two sizes are equal (a sum over the wrong one of
+two axes), only for a non-contiguous input or one laid out unlike another (a kernel that
+reads the storage as if contiguous, or with another tensor's strides), only at large
+magnitudes (an ``exp`` that overflows where the stable form does not). Each function here
+turns a case's inputs into labelled variants of them; ``handgrad.checks`` judges every one
+by the verdict.
 """
 
+import itertools
+import math
 from collections.abc import Callable, Iterator
 
 import torch
@@ -16,6 +20,7 @@ from handgrad.verdict import Tensors
 
 Draw = tuple[str, Tensors]
 MAGNITUDES = (1e-3, 1e3)
+MAX_ELEMENTS = 2**14  # the product of every size symbol of a drawn shape
 
 
 def default(case: Case, device, dtype) -> Iterator[Draw]:
@@ -28,7 +33,33 @@ def large(case: Case, device, dtype) -> Iterator[Draw]:
 
 
 def size_one(case: Case, device, dtype) -> Iterator[Draw]:
-    yield "every size 1", case.inputs(device, dtype, seed=2, **dict.fromkeys(case.dims, 1))
+    """Every size at its least: 1, or ``Case.least``'s size where the case names one."""
+    raised = ", ".join(f"{symbol}={n}" for symbol, n in case.least.items())
+    label = f"every size at its least ({raised + ', the others 1' if raised else '1'})"
+    yield label, case.inputs(device, dtype, seed=2, **case.smallest)
+
+
+def common_size(case: Case) -> dict[str, int]:
+    """Every symbol at one size, the largest whose product stays within ``MAX_ELEMENTS``
+    (a symbol whose ``least`` is above it, or ``most`` below, takes that instead)."""
+    def at(n: int) -> dict[str, int]:
+        return {s: min(max(n, least), case.most.get(s, n)) for s, least in case.smallest.items()}
+
+    n = round(MAX_ELEMENTS ** (1 / len(case.dims)))
+    while n > 2 and math.prod(at(n).values()) > MAX_ELEMENTS:
+        n -= 1
+    while at(n + 1) != at(n) and math.prod(at(n + 1).values()) <= MAX_ELEMENTS:
+        n += 1
+    return at(n)
+
+
+def equal_sizes(case: Case, device, dtype) -> Iterator[Draw]:
+    """Every size symbol at one common size: a gradient reduced over the wrong one of two
+    axes has the right shape only where their sizes are equal, and only there can its
+    values be judged wrong (a sum over the batch where the hidden units were meant)."""
+    sizes = common_size(case)
+    label = ", ".join(f"{k}={v}" for k, v in sizes.items())
+    yield f"equal sizes ({label})", case.inputs(device, dtype, seed=6, **sizes)
 
 
 def transposed(t: torch.Tensor) -> torch.Tensor:
@@ -56,18 +87,42 @@ def expanded(t: torch.Tensor) -> torch.Tensor:
 
 
 LAYOUTS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "contiguous": torch.Tensor.contiguous,
     "transposed storage": transposed,
     "a strided slice with an offset": strided,
     "an expanded view (stride 0)": expanded,
 }
+# An input's layout in each of four rounds: one of the 24 orders of the four layouts, the
+# first four the rounds of a Latin square, (i + r) mod 4. Every input takes every layout,
+# and two inputs, both orders of the same four, differ in at least two rounds.
+ORDERS = [tuple((i + r) % 4 for r in range(4)) for i in range(4)]
+ORDERS += [order for order in itertools.permutations(range(4)) if order not in ORDERS]
+
+
+def orders(count: int) -> list[tuple[int, ...]]:
+    """The layouts of ``count`` inputs round by round (``ORDERS``); past 24 inputs, four
+    rounds more for each further digit of the input's number in base 24."""
+    blocks = 1
+    while len(ORDERS) ** blocks < count:
+        blocks += 1
+    return [sum((ORDERS[i // len(ORDERS) ** b % len(ORDERS)] for b in range(blocks)), ())
+            for i in range(count)]
 
 
 def layouts(case: Case, device, dtype) -> Iterator[Draw]:
-    """Every input (the grad_output and integer indices too) non-contiguous, one layout at
-    a time."""
+    """Each input (the grad_output and integer indices too) in a layout of its own, chosen
+    independently of the others' and contiguous among them, over rounds in which every
+    input meets every layout and every two inputs differ: a backward that reads one tensor
+    with another's strides (``v`` with ``x``'s) fails where their layouts differ."""
     inputs = case.inputs(device, dtype, seed=3)
-    for label, relayout in LAYOUTS.items():
-        yield f"every input as {label}", {k: relayout(t) for k, t in inputs.items()}
+    names, kinds = list(inputs), list(LAYOUTS)
+    rows = orders(len(names))
+    for r in range(len(rows[0])):
+        which = {name: kinds[row[r]] for name, row in zip(names, rows, strict=True)}
+        label = "; ".join(f"{kind}: {', '.join(n for n in names if which[n] == kind)}"
+                          for kind in kinds if kind in which.values())
+        yield f"layouts, round {r + 1}: {label}", {k: LAYOUTS[which[k]](t)
+                                                   for k, t in inputs.items()}
 
 
 def floating(case: Case, inputs: Tensors) -> list[str]:
@@ -93,5 +148,6 @@ def non_finite(case: Case, device, dtype) -> Iterator[Draw]:
             yield f"{value} in {name}'s first entry", {**inputs, name: spoilt}
 
 
-DRAWS = {"default": default, "large": large, "size one": size_one, "layouts": layouts,
-         "magnitudes": magnitudes, "non-finite": non_finite}
+DRAWS = {"default": default, "large": large, "size one": size_one,
+         "equal sizes": equal_sizes, "layouts": layouts, "magnitudes": magnitudes,
+         "non-finite": non_finite}

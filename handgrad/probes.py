@@ -100,6 +100,15 @@ def bad_input_outcomes(case: Case) -> Iterator[tuple[str, str, bool]]:
 # The declaration and the printed examples ---------------------------------------------
 
 def assert_declaration(case: Case) -> None:
+    for symbol, least in case.least.items():
+        if symbol not in case.dims:
+            raise ValueError(f"{case.name}: least names {symbol!r}, which is no size symbol "
+                             f"(the symbols: {', '.join(case.dims)})")
+        caps = {k: m[symbol] for k, m in (("dims", case.dims), ("most", case.most)) if symbol in m}
+        if not isinstance(least, int) or not 1 <= least <= min(caps.values()):
+            raise ValueError(f"{case.name}: least[{symbol!r}] is {least!r}; it needs an integer "
+                             f"from 1 to {min(caps.values())}, at most "
+                             + " and ".join(f"{k}[{symbol!r}] = {n}" for k, n in caps.items()))
     inputs = case.inputs()
     forward = case.forward(inputs)
     assert set(case.wrt) <= set(inputs), "wrt names an input the case does not draw"

@@ -19,7 +19,7 @@ from handgrad import mutants, opinions, probes
 from handgrad.case import DTYPES, Case
 from handgrad.measure import measure
 
-DRAWN = ("default", "large", "size one", "layouts", "magnitudes", "non-finite")
+DRAWN = ("default", "large", "size one", "equal sizes", "layouts", "magnitudes", "non-finite")
 
 
 def devices() -> list[str]:
