@@ -140,14 +140,33 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("dtype", list(DTYPES.values()), ids=list(DTYPES))
 
 
+def _params(item) -> dict:
+    spec = getattr(item, "callspec", None)
+    return spec.params if spec else {}
+
+
+@pytest.hookimpl(trylast=True)  # after -k and -m have deselected
+def pytest_collection_modifyitems(config, items):
+    """``--require-cuda`` where no GPU is: one error, before any test runs, where the
+    selection holds a cuda id (the slow ones too), not one failure per id. An xdist worker
+    leaves it to ``pytest_runtest_setup``: an error there would crash the worker."""
+    cuda = sum(_params(item).get("device") == "cuda" for item in items)
+    if config.getoption("require_cuda") and not torch.cuda.is_available() and cuda and \
+            not hasattr(config, "workerinput"):
+        raise pytest.UsageError(f"{_no_gpu()}, and {cuda} selected tests run on cuda")
+
+
+def _no_gpu() -> str:
+    return (f"--require-cuda: {CUDA_MISSING} (torch {torch.__version__}, built with CUDA "
+            f"{torch.version.cuda})")
+
+
 def pytest_runtest_setup(item):
+    params = _params(item)
+    if params.get("device") == "cuda" and not torch.cuda.is_available():  # --require-cuda
+        pytest.fail(_no_gpu(), pytrace=False)  # before the slow skip: required, it fails
     if item.get_closest_marker("slow") and not item.config.getoption("run_slow"):
         pytest.skip("slow: run with --run-slow")
-    params = getattr(item, "callspec", None)
-    params = params.params if params else {}
-    if params.get("device") == "cuda" and not torch.cuda.is_available():
-        pytest.fail(f"--require-cuda: {CUDA_MISSING} (torch {torch.__version__}, "
-                    f"built with CUDA {torch.version.cuda})", pytrace=False)
     case, form, dtype = params.get("case"), params.get("form"), params.get("dtype")
     if form in getattr(case, "full_precision_only", ()) and dtype in (torch.bfloat16,
                                                                        torch.float16):
@@ -164,3 +183,15 @@ def pytest_runtest_call(item):
             "not implemented for" in str(error):
         outcome.force_exception(pytest.skip.Exception(
             f"torch lacks an op here: {str(error).splitlines()[0]}", _use_item_location=True))
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The detection limits the generic mutants' check measured (``handgrad.report.LIMIT``),
+    per case, device and dtype: how small a wrong gradient this run would have caught."""
+    from handgrad.report import LIMIT, limits_table
+
+    limits = {value[:3]: value[3] for report in terminalreporter.stats.get("passed", ())
+              for key, value in getattr(report, "user_properties", ()) if key == LIMIT}
+    if limits:
+        terminalreporter.write_sep("=", "handgrad detection limits")
+        terminalreporter.write_line(limits_table(limits))
