@@ -10,9 +10,13 @@ and ``pytest`` runs ``handgrad.checks`` on those cases, per device and dtype, wi
 as ``conftest.py::test_agrees_with_autograd[my_case-cpu-float32]``.
 
 Any test of a project that takes a ``device`` or ``dtype`` argument is parametrised too:
-``cpu`` and ``cuda`` (skipped with the reason where no GPU is present, or failed with
-``--require-cuda``), and float64, float32, bfloat16 and float16. A dtype an op lacks on a
+``cpu`` and ``cuda`` (skipped with the reason where no GPU is present; with
+``--require-cuda``, one error line instead, and no test runs), and float64, float32,
+bfloat16 and float16. A dtype an op lacks on a
 device (``"... not implemented for 'Half'"``) skips that test with torch's reason.
+
+The summary ends with the detection limits the generic mutants' check measured: per case,
+device and dtype, the smallest uniform relative error the verdict rejects.
 
 Once some ``conftest.py`` declares cases, the session also turns TF32 off (float32 on CUDA
 stays float32) and asks torch for deterministic algorithms, so every run computes the same
@@ -33,15 +37,15 @@ CUDA_MISSING = "CUDA: no GPU on this machine"
 def pytest_addoption(parser):
     group = parser.getgroup("handgrad")
     group.addoption("--require-cuda", action="store_true",
-                    help="fail the cuda tests where no GPU is present, instead of skipping "
-                         "them (for a CI job that must test the GPU)")
+                    help="where no GPU is present and cuda tests are selected, stop with one "
+                         "error instead of skipping them (for a CI job that must test the GPU)")
     group.addoption("--run-slow", action="store_true",
                     help="run the checks marked slow (large sizes), skipped otherwise")
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "cuda: runs on a CUDA device; skipped where no GPU is "
-                                       "present (failed with --require-cuda)")
+                                       "present (an error with --require-cuda)")
     config.addinivalue_line("markers", "slow: takes seconds (large sizes, whole runs); skipped "
                                        "with the reason unless --run-slow")
     # torch.func's first use runs torch.jit.script inside torch itself (torch 2.13).
