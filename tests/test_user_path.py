@@ -17,7 +17,26 @@ from handgrad.cli import main
 from handgrad.mutants import planted
 from handgrad.verdict import VerdictError
 
-SWISH = Path(__file__).resolve().parents[1] / "examples" / "swish" / "swish.py"
+ROOT = Path(__file__).resolve().parents[1]
+SWISH = ROOT / "examples" / "swish" / "swish.py"
+QUICK = ["-p", "no:randomly", "-p", "no:cacheprovider", "-k", "cpu and float32"]
+
+
+def readme_snippets() -> dict[str, str]:
+    """Each fenced block the README marks ``<!-- snippet: FILE -->``, by file name."""
+    found = re.findall(r"^<!-- snippet: (\S+) -->\n```python\n(.*?)^```$",
+                       (ROOT / "README.md").read_text(), re.MULTILINE | re.DOTALL)
+    return dict(found)
+
+
+def readme_project(pytester, **replaced: tuple[str, str]) -> None:
+    """The README's user project, written out as it stands there (``replaced``: a file's
+    (old, new) text, the old asserted present)."""
+    for name, text in readme_snippets().items():
+        old, new = replaced.get(name.removesuffix(".py"), ("", ""))
+        assert old in text
+        pytester.path.joinpath(name).write_text(text.replace(old, new) if old else text)
+    pytester.syspathinsert()
 
 
 def load(path: Path, name: str):
@@ -71,7 +90,8 @@ def test_a_wrong_or_broken_gradient_gets_failing_rows_not_a_traceback(gradients,
     assert "Traceback" not in str(report)
     if raised == "GradcheckError":  # finite differences: gradcheck's own exception, a row
         row = next(r for r in report.rows if r.check == "finite differences")
-        assert not row.passed and row.detail.startswith("GradcheckError: Jacobian mismatch")
+        assert not row.passed
+        assert row.detail.startswith("GradcheckError: Jacobian mismatch")
     assert main([case], ["--dtype", "float64", "--device", "cpu", "--no-progress"]) == 1
     out = capsys.readouterr().out
     assert re.search(r"^swish +cpu +float64 +gradients, default +.* FAILS$", out, re.MULTILINE)
@@ -123,3 +143,21 @@ def test_a_forward_mistake_repeated_in_the_backward_fails_only_the_library_op_ch
             checks.test_forward_is_the_library_op(wrong, "cpu", dtype)
     assert opinions.gradcheck(wrong, "cpu")
     checks.test_forward_is_the_library_op(gelu, "cpu", torch.float32)  # the right one holds
+
+
+def test_the_readmes_module_case_passes_as_written(pytester):
+    assert set(readme_snippets()) == {"swish.py", "conftest.py"}
+    readme_project(pytester)
+    result = pytester.runpytest(*QUICK)
+    result.assert_outcomes(failed=0, errors=0, passed=9, skipped=3)
+
+
+def test_gradients_keyed_d_x_are_told_the_convention(pytester):
+    """The README's snippet with its gradients keyed ``d_s``, ``d_x``: the failure names the
+    expected key, in the convention, and says to drop the prefix."""
+    readme_project(pytester, swish=('{"s": d_s, "x":', '{"d_s": d_s, "d_x":'))
+    result = pytester.runpytest(*QUICK[:-1], "cpu and float32 and agrees_with_autograd")
+    result.assert_outcomes(failed=1)
+    assert ("d_x: missing: expected the key 'x' (each gradient under the bare name of what it "
+            "differentiates: {'x': d_x}); manual gives ['d_s', 'd_x']; drop the d_ prefix of "
+            "['d_s', 'd_x']") in result.stdout.str()
