@@ -130,7 +130,9 @@ def generic_mutants_rejected(case: Case, device, dtype) -> Rejected:
 
 def checks(case: Case, devices_: Sequence[str], dtypes: Sequence[str]
            ) -> Iterator[tuple[str, str, str, Callable]]:
-    """(device, dtype, check, run) for every check ``verify`` runs."""
+    """(device, dtype, check, run) for every check ``verify`` runs, in the dtypes the case
+    declares where it declares some (a ``FunctionCase``'s ``dtypes``)."""
+    dtypes = [d for d in dtypes if d in getattr(case, "dtypes", DTYPES)]
     for device in devices_:
         for name in dtypes:
             dtype = DTYPES[name]
