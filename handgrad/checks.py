@@ -154,10 +154,7 @@ def test_forward_is_the_library_op(library_case, device, dtype):
     truth: the op in float64): every other check differentiates the case's own forward, so a
     mistake made there and repeated in the backward (a constant mistyped in both) passes
     them all."""
-    case = library_case
-    opinions.forward_matches(case, lambda x: case.library_op(**x), case.inputs(device, dtype),
-                             f"{case.name} [{device}, {dtype_name(dtype)}] forward against "
-                             "its library_op").check()
+    opinions.library_op_verdict(library_case, device, dtype).check()
 
 
 def test_case_declares_what_it_checks(case):

@@ -83,6 +83,9 @@ def _verdicts(case: Case, device: str, dtype: torch.dtype) -> Iterator[tuple[str
                 opinions.draw_verdicts(case, d, device, dtype, f))
     yield "every chain-rule step", lambda: list(
         opinions.draw_verdicts(case, "default", device, dtype, steps=True))
+    if case.library_op is not None:
+        yield "forward against library_op", lambda: [
+            opinions.library_op_verdict(case, device, dtype)]
     yield "SGD steps", lambda: [opinions.training(case, device, dtype)]
 
 

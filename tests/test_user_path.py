@@ -143,6 +143,8 @@ def test_a_forward_mistake_repeated_in_the_backward_fails_only_the_library_op_ch
             checks.test_forward_is_the_library_op(wrong, "cpu", dtype)
     assert opinions.gradcheck(wrong, "cpu")
     checks.test_forward_is_the_library_op(gelu, "cpu", torch.float32)  # the right one holds
+    report = handgrad.verify(wrong, ["cpu"], ["float32"])  # of every check, that one alone
+    assert [r.check for r in report.failures] == ["forward against library_op"]
 
 
 def test_the_readmes_module_case_passes_as_written(pytester):
