@@ -4,9 +4,12 @@ directory, checked by handgrad's generic tests, then with a mistake planted."""
 import re
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
+
+from handgrad import plugin
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "swish"
 QUICK = ["-p", "no:randomly", "-p", "no:cacheprovider", "-k", "cpu and float32"]
@@ -72,6 +75,20 @@ def test_cuda_without_a_gpu_is_skipped_with_the_reason_or_one_error_on_request(p
         assert "passed" not in required.stdout.str()
     cpu_only = pytester.runpytest("-p", "no:randomly", "-k", "agrees and cpu", "--require-cuda")
     cpu_only.assert_outcomes(passed=4)  # no cuda id selected: nothing to require
+
+
+def test_a_slow_cuda_id_fails_at_setup_before_the_slow_skip():
+    """Where the collection-time error does not apply (an xdist worker), a cuda id reaching
+    setup without a GPU fails there, slow or not: the slow skip no longer wins."""
+    if torch.cuda.is_available():
+        pytest.skip("needs a machine without a GPU: with one, the cuda ids run")
+    config = SimpleNamespace(getoption=lambda name: False)  # no --run-slow
+    item = SimpleNamespace(callspec=SimpleNamespace(params={"device": "cuda"}), config=config,
+                           get_closest_marker=lambda name: name == "slow" or None)
+    # BaseException: a skip raises too, and is caught here, not reported as this test's
+    with pytest.raises(BaseException, match=r"^--require-cuda: CUDA: no GPU") as raised:
+        plugin.pytest_runtest_setup(item)
+    assert raised.type is pytest.fail.Exception
 
 
 def test_a_test_that_takes_a_case_with_none_declared_is_an_error(pytester):
