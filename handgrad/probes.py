@@ -118,7 +118,9 @@ def assert_declaration(case: Case) -> None:
         assert callable(getattr(case.module, form, None)), f"no function {form!r}"
     steps = case.manual(inputs, steps=True)
     unknown = set(steps) - set(forward) - set(case.wrt)
-    assert not unknown, f"steps {sorted(unknown)} name no forward value: nothing checks them"
+    prefixed = any(str(k).startswith("d_") for k in unknown)
+    assert not unknown, (f"steps {sorted(unknown)} name no forward value: nothing checks them"
+                         + "; keys are bare names ({'x': d_x}): drop the d_ prefix" * prefixed)
     again = case.inputs()
     assert all(again[k].equal(t) for k, t in inputs.items()), "inputs are not seeded"
 

@@ -163,3 +163,7 @@ def test_gradients_keyed_d_x_are_told_the_convention(pytester):
     assert ("d_x: missing: expected the key 'x' (each gradient under the bare name of what it "
             "differentiates: {'x': d_x}); manual gives ['d_s', 'd_x']; drop the d_ prefix of "
             "['d_s', 'd_x']") in result.stdout.str()
+    declared = pytester.runpytest(*QUICK[:-1], "declares_what_it_checks")
+    declared.assert_outcomes(failed=1)
+    assert ("steps ['d_s', 'd_x'] name no forward value: nothing checks them; keys are bare "
+            "names ({'x': d_x}): drop the d_ prefix") in declared.stdout.str()
