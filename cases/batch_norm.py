@@ -1,8 +1,11 @@
 """Batch norm in training mode: each feature normalised over the batch.
 
-Beyond the articles (issue 11). Its forward equals ``F.batch_norm(training=True)``, and
-its running statistics the buffers that call updates (``tests/test_ops_forward.py``).
+Beyond the articles (issue 11). Its forward equals ``F.batch_norm(training=True)`` (its
+``library_op``), and its running statistics the buffers that call updates
+(``tests/test_ops_forward.py``).
 """
+
+import torch.nn.functional as F
 
 from handgrad import Case
 from manual_grads import batch_norm
@@ -25,4 +28,6 @@ CASE = Case(
     dims={"N": 16, "C": 4},
     variants=("gradients_fused",),
     walkthrough=walkthrough,
+    library_op=lambda x, gamma, beta: F.batch_norm(x, None, None, gamma, beta,
+                                                      training=True),
 )

@@ -2,8 +2,10 @@
 
 Beyond the articles (issue 11). The exact erf form is its own case, ``gelu_erf``: another
 forward, so another case (the module docstring says why). Its forward equals
-``F.gelu(x, approximate="tanh")`` (``tests/test_ops_forward.py``).
+``F.gelu(x, approximate="tanh")`` (its ``library_op``).
 """
+
+import torch.nn.functional as F
 
 from handgrad import Case
 from manual_grads import gelu
@@ -18,4 +20,5 @@ CASE = Case(
     wrt=("x",),
     grad_output="v",
     dims={"N": 8, "D": 16},
+    library_op=lambda x: F.gelu(x, approximate="tanh"),
 )

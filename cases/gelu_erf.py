@@ -1,8 +1,10 @@
 """GELU in its exact form, ``x Phi(x)`` with erf: ``F.gelu``'s default.
 
 Beyond the articles (issue 11), beside ``gelu`` (the tanh approximation GPT-2 uses): two
-forwards, so two cases. Its forward equals ``F.gelu(x)`` (``tests/test_ops_forward.py``).
+forwards, so two cases. Its forward equals ``F.gelu(x)`` (its ``library_op``).
 """
+
+import torch.nn.functional as F
 
 from handgrad import Case
 from manual_grads import gelu_erf
@@ -17,4 +19,5 @@ CASE = Case(
     wrt=("x",),
     grad_output="v",
     dims={"N": 8, "D": 16},
+    library_op=lambda x: F.gelu(x),
 )

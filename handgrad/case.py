@@ -62,6 +62,10 @@ class Case:
     2 for a statistic over ``n - 1`` (Bessel's correction), undefined at ``n = 1``.
     ``examples`` are worked examples with the numbers their source prints;
     ``walkthrough`` yields more lines for ``python -m cases NAME --walkthrough``.
+    ``library_op`` is the library op the forward stands for, taking the forward's inputs by
+    keyword and returning the output (``lambda x: F.gelu(x, approximate="tanh")``): the
+    forward is then judged against it in every dtype, which autograd of the forward itself
+    cannot do (a wrong constant repeated in the backward agrees with autograd).
     """
 
     name: str
@@ -80,6 +84,7 @@ class Case:
     least: Mapping[str, int] = field(default_factory=dict)
     examples: Sequence[Example] = ()
     walkthrough: Callable[[], Iterator[str]] | None = None  # more lines for the walkthrough
+    library_op: Callable[..., torch.Tensor] | None = None  # what the forward stands for
 
     @property
     def seed(self) -> int:
@@ -176,7 +181,9 @@ class Case:
             detached = {k: t.detach() if isinstance(t, torch.Tensor) else t  # a non-tensor
                         for k, t in inputs.items()}  # goes on, for the module to reject
             grads = getattr(self.module, form)(**detached)
-        return grads if steps else {k: grads[k] for k in self.wrt if k in grads}
+        if steps or not set(self.wrt) <= set(grads):  # what it gave, for the verdict to
+            return grads  # name what is missing
+        return {k: grads[k] for k in self.wrt}
 
     def verdict(self, inputs: Tensors, form: str = "gradients", steps: bool = False,
                 draw: str = "default draw") -> Verdict:

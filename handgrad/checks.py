@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from handgrad import mutants, opinions, probes
 from handgrad.case import dtype_name
 from handgrad.measure import measure
+from handgrad.report import LIMIT
 from handgrad.strategies import case_inputs
 
 
@@ -111,10 +112,11 @@ def test_training_steps(case, device, dtype):
     opinions.training(case, device, dtype).check()
 
 
-def test_generic_mutants_are_rejected(case, device, dtype):
+def test_generic_mutants_are_rejected(case, device, dtype, request):
     """A scaled, sign-flipped, dropped, permuted or wrongly reduced gradient, for every input
     in ``wrt``, fails the verdict: the check can fail for this case, at its own sizes (at
-    the smallest ones a gradient can vanish: batch norm's ``d_x`` over two samples)."""
+    the smallest ones a gradient can vanish: batch norm's ``d_x`` over two samples). On the
+    same measured draw, the detection limit (``probes.rejected_from``), for the summary."""
     inputs = case.inputs(device, dtype)
     right = case.manual(inputs)
     measured = measure(case.reference, inputs)
@@ -125,6 +127,8 @@ def test_generic_mutants_are_rejected(case, device, dtype):
         assert not verdict.passed, f"{case.name} [{dtype_name(dtype)}]: {mutant.label} passed"
         tried += 1
     assert tried >= 3 * len(case.wrt)
+    request.node.user_properties.append((LIMIT, (case.name, device, dtype_name(dtype),
+                                                 probes.rejected_from(measured, right))))
 
 
 def test_bad_input_is_refused(case):
@@ -142,6 +146,23 @@ def test_printed_examples(example, device, dtype):
     the digits printed (float32 and float64: what the sources ran in)."""
     case, ex = example
     probes.assert_example(case, ex, device, dtype)
+
+
+def pytest_generate_tests(metafunc):
+    """``library_case``: the declared cases that name their ``library_op``."""
+    if "library_case" in metafunc.fixturenames:
+        from handgrad.plugin import _cases_for
+
+        named = [c for c in _cases_for(metafunc) if c.library_op is not None]
+        metafunc.parametrize("library_case", named, ids=[c.name for c in named])
+
+
+def test_forward_is_the_library_op(library_case, device, dtype):
+    """The forward's output against the ``library_op`` it stands for, by the verdict (the
+    truth: the op in float64): every other check differentiates the case's own forward, so a
+    mistake made there and repeated in the backward (a constant mistyped in both) passes
+    them all."""
+    opinions.library_op_verdict(library_case, device, dtype).check()
 
 
 def test_case_declares_what_it_checks(case):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from handgrad import readme
 from handgrad.case import DTYPES, Case
-from handgrad.report import devices, summary, table, verify
+from handgrad.report import devices, limits_table, summary, table, verify
 from handgrad.walkthrough import walkthrough
 
 
@@ -21,8 +21,10 @@ def parser(prog: str, names: Sequence[str]) -> argparse.ArgumentParser:
         prog=prog,
         description="Check each hand-derived gradient against autograd by handgrad's verdict "
                     "(every draw, device and dtype here), against finite differences and "
-                    "forward mode (float64), and print one row per check; exit 1 if any "
-                    "fails. Or replay a case step by step, or regenerate a README's tables.",
+                    "forward mode (float64); print one row per check and the detection "
+                    "limits (the smallest uniform relative error the verdict rejects); exit 1 "
+                    "if any check fails. Or replay a case step by step, or regenerate a "
+                    "README's tables.",
         epilog=f"cases: {', '.join(names)}")
     p.add_argument("names", nargs="*", metavar="NAME", help="cases to run (default: all)")
     p.add_argument("--device", action="append", choices=["cpu", "cuda"],
@@ -75,6 +77,9 @@ def run(args: argparse.Namespace, cases: Sequence[Case]) -> int:
     rows = report.failures if args.failures_only else report.rows
     if rows:
         print(table(rows))
+        print()
+    if report.limits and not args.failures_only:
+        print(limits_table(report.limits))
         print()
     print(summary(report))
     return 0 if report.passed else 1

@@ -53,6 +53,13 @@ def forward_matches(case: Case, torch_op, inputs: Tensors, label: str) -> Verdic
                    lambda x: {case.output: torch_op(x)}, given)
 
 
+def library_op_verdict(case: Case, device, dtype) -> Verdict:
+    """``forward_matches`` against the case's own ``library_op``, on the default draw."""
+    return forward_matches(case, lambda x: case.library_op(**x), case.inputs(device, dtype),
+                           f"{case.name} [{device}, {dtype_name(dtype)}] forward against its "
+                           "library_op")
+
+
 def gradcheck(case: Case, device, fast_mode: bool = False) -> bool:
     """Finite differences on the manual gradient, float64: every Jacobian entry on the
     small sizes, or one random projection of it (``fast_mode``) at the case's own sizes."""

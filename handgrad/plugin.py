@@ -10,9 +10,13 @@ and ``pytest`` runs ``handgrad.checks`` on those cases, per device and dtype, wi
 as ``conftest.py::test_agrees_with_autograd[my_case-cpu-float32]``.
 
 Any test of a project that takes a ``device`` or ``dtype`` argument is parametrised too:
-``cpu`` and ``cuda`` (skipped with the reason where no GPU is present, or failed with
-``--require-cuda``), and float64, float32, bfloat16 and float16. A dtype an op lacks on a
+``cpu`` and ``cuda`` (skipped with the reason where no GPU is present; with
+``--require-cuda``, one error line instead, and no test runs), and float64, float32,
+bfloat16 and float16. A dtype an op lacks on a
 device (``"... not implemented for 'Half'"``) skips that test with torch's reason.
+
+The summary ends with the detection limits the generic mutants' check measured: per case,
+device and dtype, the smallest uniform relative error the verdict rejects.
 
 Once some ``conftest.py`` declares cases, the session also turns TF32 off (float32 on CUDA
 stays float32) and asks torch for deterministic algorithms, so every run computes the same
@@ -33,15 +37,15 @@ CUDA_MISSING = "CUDA: no GPU on this machine"
 def pytest_addoption(parser):
     group = parser.getgroup("handgrad")
     group.addoption("--require-cuda", action="store_true",
-                    help="fail the cuda tests where no GPU is present, instead of skipping "
-                         "them (for a CI job that must test the GPU)")
+                    help="where no GPU is present and cuda tests are selected, stop with one "
+                         "error instead of skipping them (for a CI job that must test the GPU)")
     group.addoption("--run-slow", action="store_true",
                     help="run the checks marked slow (large sizes), skipped otherwise")
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "cuda: runs on a CUDA device; skipped where no GPU is "
-                                       "present (failed with --require-cuda)")
+                                       "present (an error with --require-cuda)")
     config.addinivalue_line("markers", "slow: takes seconds (large sizes, whole runs); skipped "
                                        "with the reason unless --run-slow")
     # torch.func's first use runs torch.jit.script inside torch itself (torch 2.13).
@@ -140,14 +144,33 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("dtype", list(DTYPES.values()), ids=list(DTYPES))
 
 
+def _params(item) -> dict:
+    spec = getattr(item, "callspec", None)
+    return spec.params if spec else {}
+
+
+@pytest.hookimpl(trylast=True)  # after -k and -m have deselected
+def pytest_collection_modifyitems(config, items):
+    """``--require-cuda`` where no GPU is: one error, before any test runs, where the
+    selection holds a cuda id (the slow ones too), not one failure per id. An xdist worker
+    leaves it to ``pytest_runtest_setup``: an error there would crash the worker."""
+    cuda = sum(_params(item).get("device") == "cuda" for item in items)
+    if config.getoption("require_cuda") and not torch.cuda.is_available() and cuda and \
+            not hasattr(config, "workerinput"):
+        raise pytest.UsageError(f"{_no_gpu()}, and {cuda} selected tests run on cuda")
+
+
+def _no_gpu() -> str:
+    return (f"--require-cuda: {CUDA_MISSING} (torch {torch.__version__}, built with CUDA "
+            f"{torch.version.cuda})")
+
+
 def pytest_runtest_setup(item):
+    params = _params(item)
+    if params.get("device") == "cuda" and not torch.cuda.is_available():  # --require-cuda
+        pytest.fail(_no_gpu(), pytrace=False)  # before the slow skip: required, it fails
     if item.get_closest_marker("slow") and not item.config.getoption("run_slow"):
         pytest.skip("slow: run with --run-slow")
-    params = getattr(item, "callspec", None)
-    params = params.params if params else {}
-    if params.get("device") == "cuda" and not torch.cuda.is_available():
-        pytest.fail(f"--require-cuda: {CUDA_MISSING} (torch {torch.__version__}, "
-                    f"built with CUDA {torch.version.cuda})", pytrace=False)
     case, form, dtype = params.get("case"), params.get("form"), params.get("dtype")
     if form in getattr(case, "full_precision_only", ()) and dtype in (torch.bfloat16,
                                                                        torch.float16):
@@ -164,3 +187,15 @@ def pytest_runtest_call(item):
             "not implemented for" in str(error):
         outcome.force_exception(pytest.skip.Exception(
             f"torch lacks an op here: {str(error).splitlines()[0]}", _use_item_location=True))
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The detection limits the generic mutants' check measured (``handgrad.report.LIMIT``),
+    per case, device and dtype: how small a wrong gradient this run would have caught."""
+    from handgrad.report import LIMIT, limits_table
+
+    limits = {value[:3]: value[3] for report in terminalreporter.stats.get("passed", ())
+              for key, value in getattr(report, "user_properties", ()) if key == LIMIT}
+    if limits:
+        terminalreporter.write_sep("=", "handgrad detection limits")
+        terminalreporter.write_line(limits_table(limits))

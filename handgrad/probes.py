@@ -14,7 +14,7 @@ from decimal import Decimal
 import torch
 
 from handgrad.case import Case, Example
-from handgrad.measure import measure
+from handgrad.measure import Measured, measure
 from handgrad.verdict import Tensors
 
 # Relative errors tried for the detection limit: 1e-13 to 1 in half decades.
@@ -25,8 +25,16 @@ def detection_limit(case: Case, dtype: torch.dtype, device="cpu") -> float:
     """The smallest uniform relative error (every entry of the manual gradient times
     ``1 + eps``) that the verdict rejects, along with every larger one on the ladder."""
     inputs = case.inputs(device, dtype)
-    right = case.manual(inputs)
-    measured = measure(case.reference, inputs)
+    return rejected_from(measure(case.reference, inputs), case.manual(inputs))
+
+
+def limit_text(eps: float) -> str:
+    """A detection limit; at the ladder's first rung, the limit is that or smaller."""
+    return f"≤ {eps:.0e}" if eps == LADDER[0] else f"{eps:.0e}"
+
+
+def rejected_from(measured: Measured, right: Tensors) -> float:
+    """``detection_limit`` against autograd already measured, from the right gradients."""
     limit = float("inf")
     for eps in reversed(LADDER):
         scaled = {k: (g.double() * (1 + eps)).to(g.dtype) for k, g in right.items()}
@@ -61,7 +69,7 @@ def spoiled(case: Case, inputs: Tensors, name: str, takes: set[str]):
     else:
         yield "integer dtype", t.to(torch.int64), ValueError, culprit
     yield "a unit axis too many, e.g. (N, 1) for (N,)", t.unsqueeze(-1), ValueError, culprit
-    yield "a list, not a tensor", t.tolist(), TypeError, culprit
+    yield "a list, not a tensor", t.tolist(), ValueError, culprit
     floats = [k for k in takes if inputs[k].is_floating_point()]
     if name not in case.indices and len(floats) > 1:
         other = torch.float32 if t.dtype == torch.float64 else torch.float64
@@ -119,7 +127,9 @@ def assert_declaration(case: Case) -> None:
         assert callable(getattr(case.module, form, None)), f"no function {form!r}"
     steps = case.manual(inputs, steps=True)
     unknown = set(steps) - set(forward) - set(case.wrt)
-    assert not unknown, f"steps {sorted(unknown)} name no forward value: nothing checks them"
+    prefixed = any(str(k).startswith("d_") for k in unknown)
+    assert not unknown, (f"steps {sorted(unknown)} name no forward value: nothing checks them"
+                         + "; keys are bare names ({'x': d_x}): drop the d_ prefix" * prefixed)
     again = case.inputs()
     assert all(again[k].equal(t) for k, t in inputs.items()), "inputs are not seeded"
 

@@ -10,7 +10,7 @@ may move before the README is out of date.
 from collections.abc import Callable, Sequence
 
 from handgrad.case import DTYPES, Case
-from handgrad.probes import LADDER, bad_input_outcomes, detection_limit
+from handgrad.probes import LADDER, bad_input_outcomes, detection_limit, limit_text
 from handgrad.report import Report
 from handgrad.verdict import K_FLOAT64, K
 from handgrad.walkthrough import walkthrough
@@ -26,16 +26,11 @@ def cases_table(cases: Sequence[Case], report: Report | None = None) -> str:
     return "\n".join(lines)
 
 
-def _limit(eps: float) -> str:
-    """A detection limit; at the ladder's first rung, the limit is that or smaller."""
-    return f"≤ {eps:.0e}" if eps == LADDER[0] else f"{eps:.0e}"
-
-
 def limits_table(cases: Sequence[Case], report: Report | None = None) -> str:
     header = " | ".join(DTYPES)
     lines = [f"| case | {header} |", "| --- |" + " ---: |" * len(DTYPES)]
     for case in cases:
-        cells = [_limit(detection_limit(case, dtype)) for dtype in DTYPES.values()]
+        cells = [limit_text(detection_limit(case, dtype)) for dtype in DTYPES.values()]
         lines.append(f"| `{case.name}` | {' | '.join(cells)} |")
     return "\n".join(lines)
 

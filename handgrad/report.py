@@ -3,14 +3,18 @@
 The same checks the plugin runs as tests (``handgrad.opinions``, ``handgrad.probes``),
 collected into rows: which check, on which device and dtype, whether it held, and for the
 verdict's checks the largest ratio of manual's error to autograd's (the rule allows
-``K``). For a notebook or a script::
+``K``); and, per device and dtype, the detection limit: the smallest uniform relative error
+(every entry of the gradient times ``1 + eps``) the verdict rejects on the default draw.
+A check that raises (the verdict's ``AssertionError``, gradcheck's ``GradcheckError``, the
+``RuntimeError`` of a gradient of the wrong shape, a ``KeyError``...) is a failing row with
+the message, never a traceback. For a notebook or a script::
 
     report = handgrad.verify(case)
-    print(report)            # the table
+    print(report)            # the table, the detection limits, the failures
     assert report.passed
 """
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -19,6 +23,7 @@ from handgrad import mutants, opinions, probes
 from handgrad.case import DTYPES, Case
 from handgrad.measure import measure
 
+LIMIT = "handgrad detection limit"  # a test's user property: (case, device, dtype, eps)
 DRAWN = ("default", "large", "size one", "equal sizes", "layouts", "magnitudes", "non-finite")
 
 
@@ -37,6 +42,7 @@ class Row:
     passed: bool
     ratio: float | None = None  # the verdict's largest ratio, where the check is a verdict
     detail: str = ""  # why it failed, in the verdict's words
+    limit: float | None = None  # the detection limit, measured by the generic mutants' check
 
     def cells(self) -> list[str]:
         ratio = "" if self.ratio is None else f"{self.ratio:.2f}x"
@@ -60,8 +66,13 @@ class Report:
         return max((r.ratio for r in self.rows if (r.case, r.dtype) == (case, dtype)
                     and r.ratio is not None), default=0.0)
 
+    @property
+    def limits(self) -> dict[tuple[str, str, str], float]:
+        """The detection limit per (case, device, dtype)."""
+        return {(r.case, r.device, r.dtype): r.limit for r in self.rows if r.limit is not None}
+
     def __str__(self) -> str:
-        return "\n".join([table(self.rows), "", summary(self)])
+        return "\n".join([table(self.rows), "", limits_table(self.limits), "", summary(self)])
 
 
 def _verdicts(case: Case, device: str, dtype: torch.dtype) -> Iterator[tuple[str, Callable]]:
@@ -72,14 +83,38 @@ def _verdicts(case: Case, device: str, dtype: torch.dtype) -> Iterator[tuple[str
                 opinions.draw_verdicts(case, d, device, dtype, f))
     yield "every chain-rule step", lambda: list(
         opinions.draw_verdicts(case, "default", device, dtype, steps=True))
+    if case.library_op is not None:
+        yield "forward against library_op", lambda: [
+            opinions.library_op_verdict(case, device, dtype)]
     yield "SGD steps", lambda: [opinions.training(case, device, dtype)]
+
+
+def failure(error: Exception) -> str:
+    """Why a check failed: the verdict's message as it is, any other exception by its type
+    and message (gradcheck's is a page of Jacobians: its first lines say it)."""
+    if isinstance(error, AssertionError) and str(error):
+        return str(error)
+    lines = f"{type(error).__name__}: {error}".splitlines()
+    return "\n".join(lines[:12] + [f"... ({len(lines) - 12} more lines)"] * (len(lines) > 12))
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """The generic mutants' check: whether every mutant failed, and the detection limit on
+    the same measured draw."""
+
+    every_mutant: bool
+    limit: float
 
 
 def _row(case: Case, device: str, dtype: str, check: str, run: Callable) -> Row:
     try:
         result = run()
-    except AssertionError as error:
-        return Row(case.name, device, dtype, check, False, detail=str(error))
+    except Exception as error:  # a wrong or broken gradient raises anything: a failing row
+        return Row(case.name, device, dtype, check, False, detail=failure(error))
+    if isinstance(result, Rejected):
+        return Row(case.name, device, dtype, check, result.every_mutant, limit=result.limit,
+                   detail="" if result.every_mutant else "a generic mutant passed the verdict")
     if isinstance(result, list):  # verdicts
         bad = [v for v in result if not v.passed]
         ratio = max((v.worst_ratio for v in result), default=0.0)
@@ -88,16 +123,19 @@ def _row(case: Case, device: str, dtype: str, check: str, run: Callable) -> Row:
     return Row(case.name, device, dtype, check, bool(result))
 
 
-def generic_mutants_rejected(case: Case, device, dtype) -> bool:
+def generic_mutants_rejected(case: Case, device, dtype) -> Rejected:
     inputs = case.inputs(device, dtype)
     right, measured = case.manual(inputs), measure(case.reference, inputs)
-    return all(not measured.judge(m.label, m.apply(right, inputs)).passed
-               for m in mutants.generic(case, dtype))
+    return Rejected(all(not measured.judge(m.label, m.apply(right, inputs)).passed
+                        for m in mutants.generic(case, dtype)),
+                    probes.rejected_from(measured, right))
 
 
 def checks(case: Case, devices_: Sequence[str], dtypes: Sequence[str]
            ) -> Iterator[tuple[str, str, str, Callable]]:
-    """(device, dtype, check, run) for every check ``verify`` runs."""
+    """(device, dtype, check, run) for every check ``verify`` runs, in the dtypes the case
+    declares where it declares some (a ``FunctionCase``'s ``dtypes``)."""
+    dtypes = [d for d in dtypes if d in getattr(case, "dtypes", DTYPES)]
     for device in devices_:
         for name in dtypes:
             dtype = DTYPES[name]
@@ -144,6 +182,22 @@ def table(rows: Sequence[Row]) -> str:
     return "\n".join("  ".join(c.rjust(w) if i == 4 else c.ljust(w)
                                for i, (c, w) in enumerate(zip(r, widths, strict=True))).rstrip()
                      for r in cells)
+
+
+def limits_table(limits: Mapping[tuple[str, str, str], float]) -> str:
+    """Detection limits as text columns: a row per case and device, a column per dtype."""
+    if not limits:
+        return "detection limits: none measured"
+    dtypes = [d for d in DTYPES if any(k[2] == d for k in limits)]
+    cells = [["case", "device", *dtypes]]
+    for case, device in dict.fromkeys(k[:2] for k in limits):
+        cells.append([case, device, *(probes.limit_text(limits[case, device, d])
+                                      if (case, device, d) in limits else "-" for d in dtypes)])
+    widths = [max(len(c[i]) for c in cells) for i in range(len(cells[0]))]
+    return "\n".join(["detection limits: the smallest uniform relative error (every entry of "
+                      "the gradient", "times 1 + eps) the verdict rejects, on the default draw",
+                      *("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+                        for row in cells)])
 
 
 def summary(report: Report) -> str:

@@ -305,6 +305,15 @@ def judge_one(name: str, manual, autograd: torch.Tensor, truth: torch.Tensor,
     return judged
 
 
+def missing(name: str, manual: Mapping[str, object]) -> str:
+    """Why a gradient is missing, in the convention: each one is keyed by the bare name of
+    what it differentiates (``{"x": d_x}``), never by ``"d_x"``."""
+    prefixed = [k for k in manual if isinstance(k, str) and k.startswith("d_")]
+    hint = f"; drop the d_ prefix of {sorted(prefixed)}" if prefixed else ""
+    return (f"missing: expected the key {name!r} (each gradient under the bare name of what "
+            f"it differentiates: {{{name!r}: d_{name}}}); manual gives {sorted(manual)}{hint}")
+
+
 def judge(label: str, manual: Mapping[str, object], autograd: Tensors, truth: Tensors,
           errors: Mapping[str, float] | None = None, looks: int = 1, how: str = "",
           held: bool = True, overflowed: Mapping[str, torch.Tensor] | None = None,
@@ -314,8 +323,7 @@ def judge(label: str, manual: Mapping[str, object], autograd: Tensors, truth: Te
     for name, want in autograd.items():
         if name not in manual:
             judgements.append(Judgement(name, want.dtype, want.device.type, False, float("nan"),
-                                        float("nan"), K, 0.0, problem="missing: manual gives "
-                                        f"{sorted(manual)}"))
+                                        float("nan"), K, 0.0, problem=missing(name, manual)))
             continue
         judgements.append(judge_one(name, manual[name], want, truth[name],
                                     None if errors is None else errors[name], looks, how,

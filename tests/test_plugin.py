@@ -4,9 +4,12 @@ directory, checked by handgrad's generic tests, then with a mistake planted."""
 import re
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
+
+from handgrad import plugin
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "swish"
 QUICK = ["-p", "no:randomly", "-p", "no:cacheprovider", "-k", "cpu and float32"]
@@ -22,15 +25,20 @@ def project(pytester):
 def test_a_projects_own_case_gets_every_generic_check(pytester):
     project(pytester)
     result = pytester.runpytest(*QUICK, "-v", "-ra")
-    result.assert_outcomes(failed=0, errors=0, passed=10, skipped=2)
+    result.assert_outcomes(failed=0, errors=0, passed=10, skipped=3)
     out = result.stdout.str()
     for check in ("agrees_with_autograd", "every_chain_rule_step", "every_size_one",
                   "equal_sizes", "non_contiguous_layouts", "magnitudes",
                   "non_finite_entries", "generated_shapes", "training_steps",
                   "generic_mutants_are_rejected"):
         assert re.search(rf"conftest.py::test_{check}\[swish-cpu-float32\] PASSED", out), check
-    assert "got empty parameter set" in out  # no printed examples declared: said so
+    # no printed examples, no library_op declared: each said so
+    assert re.search(r"got empty parameter set for \(?'?example", out)
+    assert re.search(r"got empty parameter set for \(?'?library_case", out)
     assert "slow: run with --run-slow" in out  # the large sizes
+    # the summary: the smallest error the verdict rejects, measured by the mutants' check
+    assert "= handgrad detection limits =" in out
+    assert re.search(r"^case +device +float32\nswish +cpu +\de-\d\d$", out, re.MULTILINE)
     slow = pytester.runpytest(*QUICK, "--run-slow", "-k", "cpu and float32 and large_sizes")
     slow.assert_outcomes(passed=1)
 
@@ -46,16 +54,41 @@ def test_a_planted_mistake_fails_with_the_gradient_named(pytester):
                                  "1 gradient(s) fail*", "*d_x: manual's error*"])
 
 
-def test_cuda_without_a_gpu_is_skipped_with_the_reason_or_failed_on_request(pytester):
+def test_cuda_without_a_gpu_is_skipped_with_the_reason_or_one_error_on_request(pytester):
+    """Without a GPU the cuda ids skip with the reason; with ``--require-cuda`` the run is
+    one error line and a non-zero exit, the slow cuda ids counted too, and nothing runs."""
     if torch.cuda.is_available():
         pytest.skip("needs a machine without a GPU: with one, the cuda ids run")
     project(pytester)
     skipped = pytester.runpytest("-p", "no:randomly", "-k", "agrees and cuda", "-ra")
     skipped.assert_outcomes(skipped=4)
     skipped.stdout.fnmatch_lines(["*CUDA: no GPU on this machine*"])
-    required = pytester.runpytest("-p", "no:randomly", "-k", "agrees and cuda", "--require-cuda")
-    required.assert_outcomes(errors=4)
-    required.stdout.fnmatch_lines(["*--require-cuda: CUDA: no GPU on this machine*"])
+    for selection in ("cuda", "large_sizes and cuda"):  # the slow ones fail, not skip
+        required = pytester.runpytest("-p", "no:randomly", "-k", selection, "--require-cuda")
+        assert required.ret == pytest.ExitCode.USAGE_ERROR
+        errors = [line for line in required.errlines if line.strip()]
+        assert len(errors) == 1
+        assert re.fullmatch(
+            re.escape(f"ERROR: --require-cuda: CUDA: no GPU on this machine (torch "
+                      f"{torch.__version__}, built with CUDA {torch.version.cuda}), and ")
+            + r"\d+ selected tests run on cuda", errors[0])
+        assert "passed" not in required.stdout.str()
+    cpu_only = pytester.runpytest("-p", "no:randomly", "-k", "agrees and cpu", "--require-cuda")
+    cpu_only.assert_outcomes(passed=4)  # no cuda id selected: nothing to require
+
+
+def test_a_slow_cuda_id_fails_at_setup_before_the_slow_skip():
+    """Where the collection-time error does not apply (an xdist worker), a cuda id reaching
+    setup without a GPU fails there, slow or not: the slow skip no longer wins."""
+    if torch.cuda.is_available():
+        pytest.skip("needs a machine without a GPU: with one, the cuda ids run")
+    config = SimpleNamespace(getoption=lambda name: False)  # no --run-slow
+    item = SimpleNamespace(callspec=SimpleNamespace(params={"device": "cuda"}), config=config,
+                           get_closest_marker=lambda name: name == "slow" or None)
+    # BaseException: a skip raises too, and is caught here, not reported as this test's
+    with pytest.raises(BaseException, match=r"^--require-cuda: CUDA: no GPU") as raised:
+        plugin.pytest_runtest_setup(item)
+    assert raised.type is pytest.fail.Exception
 
 
 def test_a_test_that_takes_a_case_with_none_declared_is_an_error(pytester):

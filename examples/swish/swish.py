@@ -20,35 +20,22 @@ Closed form: ``d_x = v * (s + x s (1 - s))``.
 
 import torch
 
+from handgrad import check
+
 SHAPES = {"x": "N D", "v": "N D"}
 
 
-def _check(**tensors: torch.Tensor) -> None:
-    """Refuse bad input by name: a wrong gradient is worse than an error."""
-    shape = None
-    for name, t in tensors.items():
-        if not isinstance(t, torch.Tensor):
-            raise TypeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
-        if not t.is_floating_point():
-            raise ValueError(f"{name}: dtype {t.dtype} is not floating point")
-        if t.dim() != 2 or 0 in t.shape:
-            raise ValueError(f"{name}: expected a non-empty (N, D) tensor, got {tuple(t.shape)}")
-        if shape is not None and (t.shape, t.dtype, t.device) != shape[1:]:
-            raise ValueError(f"{name}: shape, dtype and device must match {shape[0]}'s")
-        shape = shape or (name, t.shape, t.dtype, t.device)
-
-
 def forward(x: torch.Tensor) -> dict[str, torch.Tensor]:
-    _check(x=x)
+    check(SHAPES, x=x)  # bad input: a ValueError naming the argument
     s = torch.sigmoid(x)
     return {"s": s, "y": x * s}
 
 
 def gradients(x: torch.Tensor, v: torch.Tensor) -> dict[str, torch.Tensor]:
-    _check(x=x, v=v)
+    check(SHAPES, x=x, v=v)
     f = forward(x)
     s = f["s"]
     d_y = v  # (N, D)  the grad_output
     d_s = d_y * x  # (N, D)  step 1: y = x * s, toward s
     d_x = d_y * s + d_s * s * (1 - s)  # (N, D)  steps 1 and 2: direct, and through s
-    return {"y": d_y, "s": d_s, "x": d_x}
+    return {"y": d_y, "s": d_s, "x": d_x}  # keyed by the bare name: d_x under "x"
