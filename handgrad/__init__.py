@@ -6,6 +6,7 @@ autograd's in every dtype; ``verify`` runs every check on a case and returns a r
 """
 
 from handgrad.case import DTYPES, Case, Example, registry
+from handgrad.function import FunctionCase
 from handgrad.measure import compare, measure
 from handgrad.verdict import Judgement, Verdict, VerdictError, judge
 
@@ -13,6 +14,7 @@ __all__ = [
            "DTYPES",
            "Case",
            "Example",
+           "FunctionCase",
            "Judgement",
            "Verdict",
            "VerdictError",
