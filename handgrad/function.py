@@ -118,7 +118,8 @@ def _called(f: Callable) -> str:
     owner = getattr(f, "__self__", None)
     if isinstance(owner, type):
         return f"{owner.__name__}.{f.__name__}"
-    return getattr(f, "__qualname__", None) or type(f).__name__
+    return (getattr(f, "__qualname__", None) or getattr(f, "_qualname", None)  # a custom op
+            or type(f).__name__)
 
 
 @dataclass(frozen=True, init=False)

@@ -120,20 +120,19 @@ def test_a_once_differentiable_backward_fails_the_double_backward():
     assert "manual 0," in verdict.explain()  # torch gave zeros, not an error
 
 
+def scaling(name: str, backward, shape: str = "N D", **options) -> FunctionCase:
+    """The op ``2 x``, with ``backward(g)`` for its backward."""
+    class Scale(torch.autograd.Function):
+        forward = staticmethod(lambda ctx, x: 2 * x)
+        backward = staticmethod(lambda ctx, g: backward(g))
+
+    return FunctionCase(name=name, function=Scale.apply, reference=lambda x: 2 * x,
+                        shapes={"x": shape}, dims={"N": 3, "D": 4}, **options)
+
+
 def test_a_backward_that_differs_run_to_run_reports_its_spread():
-    runs = iter(range(100))
-
-    class Jitter(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, x):
-            return 3 * x
-
-        @staticmethod
-        def backward(ctx, g):
-            return 3 * g + next(runs) * 1e-12  # what an atomic add's order can do
-
-    case = FunctionCase(name="jitter", function=Jitter.apply, reference=lambda x: 3 * x,
-                        shapes={"x": "N"}, dims={"N": 5}, repeats=4)
+    runs = iter(range(100))  # what the order of atomic adds can do:
+    case = scaling("jitter", lambda g: 2 * g + next(runs) * 1e-12, repeats=4)
     found = function_checks.repeat_spread(case, "cpu", torch.float64)
     assert len(found) == 1, found
     assert "d_x: 3 of 3 runs differ" in found[0]
@@ -142,19 +141,12 @@ def test_a_backward_that_differs_run_to_run_reports_its_spread():
 
 
 def test_an_op_that_writes_into_its_inputs_cannot_reach_the_callers():
-    class Scribbler(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, x):
-            return 2 * x
+    def scribbles(g):
+        out = 2 * g
+        g.zero_()  # reuses the buffer, as kernels do
+        return out
 
-        @staticmethod
-        def backward(ctx, g):
-            out = 2 * g
-            g.zero_()  # reuses the buffer, as kernels do
-            return out
-
-    case = FunctionCase(name="scribbler", function=Scribbler.apply, reference=lambda x: 2 * x,
-                        shapes={"x": "N D"}, dims={"N": 3, "D": 4})
+    case = scaling("scribbler", scribbles)
     inputs = case.inputs(dtype=torch.float32)
     before = {k: t.clone() for k, t in inputs.items()}
     case.verdict(inputs).check()
@@ -236,3 +228,31 @@ def test_the_op_under_torch_compile_is_judged_again():
     case.verdict(case.inputs("cpu", torch.float32)).check()
     verdict = function_checks.compiled(case, "cpu", torch.float32)
     assert "d_x: manual's error" in verdict.explain()
+
+
+@torch.library.custom_op("handgrad_tests::cube", mutates_args=())
+def cube(x: torch.Tensor) -> torch.Tensor:
+    return x * x * x
+
+
+@cube.register_fake
+def _(x):
+    return torch.empty_like(x)
+
+
+def _save_x(ctx, inputs, output):
+    ctx.save_for_backward(inputs[0])
+
+
+cube.register_autograd(lambda ctx, g: 3 * ctx.saved_tensors[0] ** 2 * g, setup_context=_save_x)
+
+
+def test_a_custom_op_with_a_registered_backward_is_a_function_case():
+    case = FunctionCase(name="cube", function=cube, reference=lambda x: x**3,
+                        shapes={"x": "N D"}, dims={"N": 4, "D": 3})
+    assert case.closed_form == "handgrad_tests::cube's own backward"
+    for dtype in (torch.float64, torch.bfloat16):
+        for draw in ("default", "layouts", "non-finite"):
+            for verdict in opinions.draw_verdicts(case, draw, "cpu", dtype):
+                verdict.check()
+    assert opinions.gradcheck(case, "cpu")
