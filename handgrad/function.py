@@ -12,9 +12,10 @@ module is the pair, so every generic check and the one verdict apply unchanged:
 - ``v`` is an input of its own, ``grad_output``, of the output's shape (found from the
   reference at two sets of sizes, or given as ``output_shape``): layouts, magnitudes and
   non-finite entries reach the backward through it as through any input.
-- ``forward`` is the op's output, judged against the reference's (``test_forward_matches_
-  the_reference``); ``function(inputs)`` (what gradcheck, forward mode and the training
-  steps differentiate) is the reference, and ``through_manual`` the op itself.
+- ``forward`` is the op's output (one tensor), judged against the reference's by
+  ``forward_matches``. ``function`` (what forward mode and the training steps'
+  autograd side differentiate) is the reference; ``through_manual`` (what gradcheck and
+  the training steps' manual side differentiate) is the op itself.
 - Each call gets its inputs in storage of their own, laid out as drawn (strides, offset,
   stride 0 kept): an op that writes into its inputs or ``grad_output`` cannot reach the
   caller's tensors, and a backward that reads storage as if contiguous still sees the layout.

@@ -54,6 +54,20 @@ def test_the_example_gets_every_check_and_passes(pytester):
     assert "a function's backward names no chain-rule step" in out
 
 
+def test_dtypes_not_declared_are_skipped_naming_the_declaration(pytester):
+    for name in ("rms_norm.py", "conftest.py"):
+        shutil.copy(EXAMPLE / name, pytester.path / name)
+    conftest = pytester.path / "conftest.py"
+    conftest.write_text(conftest.read_text().replace("repeats=5)", 'dtypes=("bfloat16",))'))
+    pytester.syspathinsert()
+    result = pytester.runpytest(*QUICK[:-1], "cpu and (agrees_with_autograd or finite_diff)",
+                                "-ra")
+    result.assert_outcomes(passed=1, skipped=5)
+    result.stdout.fnmatch_lines([
+        "*rms_norm declares dtypes=('bfloat16',): not float32",
+        "*rms_norm declares dtypes=('bfloat16',): not float64 (this check runs in float64 only)"])
+
+
 def test_gradcheck_passes_the_layout_mistake_that_handgrad_fails():
     planted = example(planted=True)
     x = torch.randn(4, 5, dtype=torch.float64, requires_grad=True)
