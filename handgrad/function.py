@@ -153,6 +153,7 @@ class FunctionCase(Case):
         if GRAD_OUTPUT in shapes:
             raise ValueError(f"shapes: {GRAD_OUTPUT!r} is the output's gradient, drawn by "
                              "handgrad; name the input otherwise")
+        dtypes = (dtypes,) if isinstance(dtypes, str) else tuple(dtypes)
         if unknown := [d for d in dtypes if d not in DTYPES]:
             raise ValueError(f"dtypes: {unknown} are not among {list(DTYPES)}")
         if not isinstance(repeats, int) or repeats == 1 or repeats < 0:
@@ -167,10 +168,10 @@ class FunctionCase(Case):
             name=name, source=source or getattr(reference, "__module__", None) or name,
             formula=f"{_called(reference)}({', '.join(shapes)})",
             closed_form=f"{_called(function)}'s own backward",
-            module=Sides(name, function, reference, every, wrt, tuple(dtypes)),
+            module=Sides(name, function, reference, every, wrt, dtypes),
             output=OUTPUT, wrt=wrt, dims=dims, grad_output=GRAD_OUTPUT,
             large=large or {}, most=most or {})
-        for field, value in (("dtypes", tuple(dtypes)), ("double_backward", double_backward),
+        for field, value in (("dtypes", dtypes), ("double_backward", double_backward),
                              ("compiled", compiled), ("repeats", repeats)):
             object.__setattr__(self, field, value)
 
