@@ -7,6 +7,7 @@ autograd's in every dtype; ``verify`` runs every check on a case and returns a `
 """
 
 from handgrad.case import DTYPES, Case, Example, registry
+from handgrad.function import FunctionCase
 from handgrad.measure import compare, measure
 from handgrad.report import Report, verify
 from handgrad.shapes import check
@@ -16,6 +17,7 @@ __all__ = [
     "DTYPES",
     "Case",
     "Example",
+    "FunctionCase",
     "Judgement",
     "Report",
     "Verdict",

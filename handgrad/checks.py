@@ -11,7 +11,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from handgrad import mutants, opinions, probes
+from handgrad import function_checks, mutants, opinions, probes
 from handgrad.case import dtype_name
 from handgrad.measure import measure
 from handgrad.report import LIMIT
@@ -169,3 +169,33 @@ def test_case_declares_what_it_checks(case):
     """``wrt`` names drawn inputs, ``output`` a forward value (non-scalar only with a
     grad_output), every form exists, every named step is a forward value, draws are seeded."""
     probes.assert_declaration(case)
+
+
+# Function cases (``handgrad.FunctionCase``): each test runs on those that opt in ----------
+
+def test_forward_matches_the_reference(function_case, device, dtype):
+    """The op's output against its reference's by the verdict, on the default draw, every
+    size 1, the layouts, the magnitudes and the non-finite entries."""
+    _all_pass(function_checks.forward_verdicts(function_case, device, dtype))
+
+
+def test_double_backward(double_backward_case, device, dtype):
+    """Autograd through the op's own backward against through the reference's
+    (``d/d(inputs, v) <J^T v, w>``), by the verdict: ``double_backward=True``."""
+    function_checks.double_backward(double_backward_case, device, dtype).check()
+
+
+def test_compiled(compiled_case, device, dtype):
+    """The op under ``torch.compile``, its gradients judged again by the verdict
+    (``compiled=True``); skipped with torch's reason where torch cannot compile here."""
+    try:
+        verdict = function_checks.compiled(compiled_case, device, dtype)
+    except function_checks.Unavailable as why:
+        pytest.skip(str(why))
+    verdict.check()
+
+
+def test_deterministic(repeats_case, device, dtype):
+    """``repeats`` runs of the op's backward on one draw, equal bit for bit; otherwise the
+    spread ``max |run_i - run_0|`` per gradient (``repeats=N``)."""
+    function_checks.assert_deterministic(repeats_case, device, dtype)

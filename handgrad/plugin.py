@@ -29,6 +29,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from handgrad import function
 from handgrad.case import DTYPES
 
 CUDA_MISSING = "CUDA: no GPU on this machine"
@@ -116,7 +117,7 @@ def _parametrized(metafunc) -> set[str]:
 def pytest_generate_tests(metafunc):
     cases, taken = _cases_for(metafunc), _parametrized(metafunc)
     wants = [n for n in metafunc.fixturenames if n not in taken]
-    if not cases and {"case", "form", "hessian_case", "example"} & set(wants):
+    if not cases and {"case", "form", "hessian_case", "example", *function.OPT_INS} & set(wants):
         raise pytest.UsageError(
             f"{metafunc.definition.nodeid} takes a case, but no conftest.py above it declares "
             "handgrad_cases = [...]")
@@ -130,6 +131,13 @@ def pytest_generate_tests(metafunc):
     if "hessian_case" in wants:
         with_hessian = [c for c in cases if hasattr(c.module, "hessians")]
         metafunc.parametrize("hessian_case", with_hessian, ids=[c.name for c in with_hessian])
+    for name, flag in function.OPT_INS.items():  # function cases, each check opted into
+        if name in wants and not (chosen := function.opted_in(cases, flag)):
+            rest = [n for n in ("device", "dtype") if n in wants]  # one skip, not 8
+            metafunc.parametrize([name, *rest], [])
+            wants = [n for n in wants if n not in rest]
+        elif name in wants:
+            metafunc.parametrize(name, chosen, ids=[c.name for c in chosen])
     if "example" in wants:
         examples = [(c, e) for c in cases for e in c.examples]
         metafunc.parametrize("example", examples,
@@ -175,6 +183,8 @@ def pytest_runtest_setup(item):
     if form in getattr(case, "full_precision_only", ()) and dtype in (torch.bfloat16,
                                                                        torch.float16):
         pytest.skip(f"{case.name}: {form} is declared full_precision_only")
+    if reason := function.skip_reason(item.originalname, params):
+        pytest.skip(reason)
 
 
 @pytest.hookimpl(hookwrapper=True)

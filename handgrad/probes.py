@@ -96,6 +96,11 @@ def _rejects(call, inputs, error: type, pattern: str) -> bool:
 
 def bad_input_outcomes(case: Case) -> Iterator[tuple[str, str, bool]]:
     """Every spoiled input of every function: (kind, "function(argument)", as it must be)."""
+    if hasattr(case, "reference_forward"):  # a function case: held to its reference
+        from handgrad.function_checks import bad_input_outcomes
+
+        yield from bad_input_outcomes(case)
+        return
     inputs = case.inputs(**case.small_dims)
     for label, call in calls(case):
         takes = set(inputs) - ({case.grad_output} if label == "forward" else set())
