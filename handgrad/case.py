@@ -8,6 +8,7 @@ from types import ModuleType
 import torch
 
 from handgrad.measure import cast, compare
+from handgrad.untouched import own_copy
 from handgrad.verdict import Tensors, Verdict
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32,
@@ -131,8 +132,9 @@ class Case:
         return drawn
 
     def forward(self, inputs: Tensors) -> Tensors:
-        """Every named value of the forward pass."""
-        args = {k: t for k, t in inputs.items() if k != self.grad_output}
+        """Every named value of the forward pass, computed on copies of the inputs
+        (``handgrad.untouched``): a forward that writes into one changes nothing else."""
+        args = {k: own_copy(t) for k, t in inputs.items() if k != self.grad_output}
         return self.module.forward(**args)
 
     def reference(self, inputs: Tensors, steps: bool = False) -> Tensors:
@@ -153,14 +155,16 @@ class Case:
         return dict(zip(targets, grads, strict=True))
 
     def manual(self, inputs: Tensors, form: str = "gradients", steps: bool = False) -> Tensors:
-        """The hand-derived gradients, from detached inputs with autograd switched off.
+        """The hand-derived gradients, from detached copies of the inputs with autograd
+        switched off: a backward that writes into one (``handgrad.untouched``) cannot change
+        what autograd and the truth are then given.
 
         Keyed like ``reference``: the inputs in ``wrt``, and with ``steps`` every chain-rule
         step the backward names too.
         """
         with torch.no_grad():
-            detached = {k: t.detach() if isinstance(t, torch.Tensor) else t  # a non-tensor
-                        for k, t in inputs.items()}  # goes on, for the module to reject
+            detached = {k: own_copy(t.detach()) if isinstance(t, torch.Tensor) else t
+                        for k, t in inputs.items()}  # a non-tensor goes on, to be rejected
             grads = getattr(self.module, form)(**detached)
         return grads if steps else {k: grads[k] for k in self.wrt if k in grads}
 

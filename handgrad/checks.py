@@ -140,3 +140,10 @@ def test_case_declares_what_it_checks(case):
     """``wrt`` names drawn inputs, ``output`` a forward value (non-scalar only with a
     grad_output), every form exists, every named step is a forward value, draws are seeded."""
     probes.assert_declaration(case)
+
+
+def test_inputs_left_unchanged(case, device, dtype):
+    """``forward`` and every backward form leave each input as they got it, bit for bit,
+    layout too, on every draw but the large one: a backward that clamps or cleans its
+    grad_output in place would hand autograd and the truth the inputs it spoiled."""
+    assert opinions.inputs_unchanged(case, device, dtype) >= 2 * len(opinions.UNCHANGED_DRAWS)

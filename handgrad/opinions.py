@@ -12,9 +12,12 @@ verdict-based ones judge the manual gradients against autograd on a draw
 - second order: a hand Hessian (where the module has ``hessians``) against
   ``torch.func.hessian``;
 - training: SGD steps taken with the manual gradient, through torch's optimiser and by a
-  plain ``p - lr * g``, against autograd's, step by step, by the verdict.
+  plain ``p - lr * g``, against autograd's, step by step, by the verdict;
+- the inputs: every function of the module leaves what it is given as it was
+  (``inputs_unchanged``).
 """
 
+import dataclasses
 import importlib
 from collections.abc import Iterator
 
@@ -23,6 +26,7 @@ import torch
 from handgrad.case import Case, dtype_name
 from handgrad.draws import DRAWS
 from handgrad.measure import compare
+from handgrad.untouched import changes, records
 from handgrad.verdict import Tensors, Verdict
 
 F64 = torch.float64
@@ -51,6 +55,35 @@ def forward_matches(case: Case, torch_op, inputs: Tensors, label: str) -> Verdic
     given = {k: t for k, t in inputs.items() if k != case.grad_output}
     return compare(label, lambda x: {case.output: case.forward(x)[case.output]},
                    lambda x: {case.output: torch_op(x)}, given)
+
+
+# The draws whose inputs a call might change: values past a clamp (magnitudes), NaN and inf
+# to clean (non-finite), every layout (a write through a strided or transposed view). The
+# layouts come last: an in-place write into a stride-0 view raises torch's own error.
+UNCHANGED_DRAWS = ("magnitudes", "non-finite", "default", "size one", "layouts")
+
+
+def inputs_unchanged(case: Case, device, dtype) -> int:
+    """The module's ``forward``, each backward form and ``hessians``, called directly on
+    each input set of ``UNCHANGED_DRAWS`` at the small sizes, leave every input as it was,
+    bit for bit, layout too (``handgrad.untouched``); else ``AssertionError`` names the
+    function and the argument. Returns the number of calls checked."""
+    functions = ["forward", *case.forms, *["hessians"] * hasattr(case.module, "hessians")]
+    small, calls = dataclasses.replace(case, dims=case.small_dims), 0
+    for draw in UNCHANGED_DRAWS:
+        for label, inputs in DRAWS[draw](small, device, dtype):
+            for name in functions:
+                given = {k: t for k, t in inputs.items()
+                         if name != "forward" or k != case.grad_output}
+                before = records(given)
+                with torch.no_grad():
+                    getattr(case.module, name)(**given)
+                changed = changes(before, given)
+                calls += 1
+                assert not changed, "; ".join(
+                    f"{case.name} [{device}, {dtype_name(dtype)}]: {name} changed its argument "
+                    f"{arg} in place ({label}): {how}" for arg, how in changed.items())
+    return calls
 
 
 def gradcheck(case: Case, device, fast_mode: bool = False) -> bool:
