@@ -22,12 +22,12 @@ def project(pytester):
 def test_a_projects_own_case_gets_every_generic_check(pytester):
     project(pytester)
     result = pytester.runpytest(*QUICK, "-v", "-ra")
-    result.assert_outcomes(failed=0, errors=0, passed=9, skipped=2)
+    result.assert_outcomes(failed=0, errors=0, passed=10, skipped=2)
     out = result.stdout.str()
     for check in ("agrees_with_autograd", "every_chain_rule_step", "every_size_one",
                   "non_contiguous_layouts", "magnitudes",
                   "non_finite_entries", "generated_shapes", "training_steps",
-                  "generic_mutants_are_rejected"):
+                  "generic_mutants_are_rejected", "inputs_left_unchanged"):
         assert re.search(rf"conftest.py::test_{check}\[swish-cpu-float32\] PASSED", out), check
     assert "got empty parameter set" in out  # no printed examples declared: said so
     assert "slow: run with --run-slow" in out  # the large sizes
