@@ -107,7 +107,10 @@ def gradcheck(case: Case, device, fast_mode: bool = False) -> bool:
 
 def adjoint_identity(case: Case, device) -> Verdict:
     """``<J^T v, u>`` by the manual gradient against ``<v, J u>`` by forward mode
-    (``torch.func.jvp``), for random ``u`` and ``v``, by the verdict (float64)."""
+    (``torch.func.jvp``), for random ``u`` and ``v``, by the verdict (float64). Its second
+    look runs ``jvp`` under random rounding, which leaves forward mode's zero tangents
+    (ZeroTensors) as they are: computing on one inside a dispatch mode crashes torch
+    (``handgrad.rounding``). ``hessian`` likewise."""
     gen = torch.Generator().manual_seed(case.seed + 1)
     inputs = case.inputs(device, F64)
     u = {k: torch.randn(inputs[k].shape, generator=gen, dtype=F64).to(device) for k in case.wrt}
