@@ -1,5 +1,6 @@
 """The ``Case`` record: a forward, its hand-derived gradient, and how to draw inputs for both."""
 
+import copy
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -8,6 +9,7 @@ from types import ModuleType
 import torch
 
 from handgrad.measure import cast, compare
+from handgrad.untouched import own_copy
 from handgrad.verdict import Tensors, Verdict
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32,
@@ -128,6 +130,12 @@ class Case:
         sizes = {**self.dims, batch: max(LARGE_BATCH, 4 * default), **self.large}
         return {symbol: max(size, self.least.get(symbol, 1)) for symbol, size in sizes.items()}
 
+    def resized(self, **dims: int) -> "Case":
+        """This case with other default sizes: a copy of the frozen record, whatever its class."""
+        twin = copy.copy(self)
+        object.__setattr__(twin, "dims", {**self.dims, **dims})
+        return twin
+
     def shape(self, name: str, sizes: Mapping[str, int]) -> tuple[int, ...]:
         dims = self.shapes[name].partition("<")[0].split()
         return tuple(int(s) if s.isdigit() else sizes[s] for s in dims)
@@ -150,8 +158,9 @@ class Case:
         return drawn
 
     def forward(self, inputs: Tensors) -> Tensors:
-        """Every named value of the forward pass."""
-        args = {k: t for k, t in inputs.items() if k != self.grad_output}
+        """Every named value of the forward pass, computed on copies of the inputs
+        (``handgrad.untouched``): a forward that writes into one changes nothing else."""
+        args = {k: own_copy(t) for k, t in inputs.items() if k != self.grad_output}
         return self.module.forward(**args)
 
     def reference(self, inputs: Tensors, steps: bool = False) -> Tensors:
@@ -172,14 +181,16 @@ class Case:
         return dict(zip(targets, grads, strict=True))
 
     def manual(self, inputs: Tensors, form: str = "gradients", steps: bool = False) -> Tensors:
-        """The hand-derived gradients, from detached inputs with autograd switched off.
+        """The hand-derived gradients, from detached copies of the inputs with autograd
+        switched off: a backward that writes into one (``handgrad.untouched``) cannot change
+        what autograd and the truth are then given.
 
         Keyed like ``reference``: the inputs in ``wrt``, and with ``steps`` every chain-rule
         step the backward names too.
         """
         with torch.no_grad():
-            detached = {k: t.detach() if isinstance(t, torch.Tensor) else t  # a non-tensor
-                        for k, t in inputs.items()}  # goes on, for the module to reject
+            detached = {k: own_copy(t.detach()) if isinstance(t, torch.Tensor) else t
+                        for k, t in inputs.items()}  # a non-tensor goes on, to be rejected
             grads = getattr(self.module, form)(**detached)
         if steps or not set(self.wrt) <= set(grads):  # what it gave, for the verdict to
             return grads  # name what is missing

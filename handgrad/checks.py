@@ -171,6 +171,13 @@ def test_case_declares_what_it_checks(case):
     probes.assert_declaration(case)
 
 
+def test_inputs_left_unchanged(case, device, dtype):
+    """``forward`` and every backward form leave each input as they got it, bit for bit,
+    layout too, on every draw but the large one: a backward that clamps or cleans its
+    grad_output in place would hand autograd and the truth the inputs it spoiled."""
+    assert opinions.inputs_unchanged(case, device, dtype) >= 2 * len(opinions.UNCHANGED_DRAWS)
+
+
 # Function cases (``handgrad.FunctionCase``): each test runs on those that opt in ----------
 
 def test_forward_matches_the_reference(function_case, device, dtype):

@@ -16,9 +16,10 @@ module is the pair, so every generic check and the one verdict apply unchanged:
   ``forward_matches``. ``function`` (what forward mode and the training steps'
   autograd side differentiate) is the reference; ``through_manual`` (what gradcheck and
   the training steps' manual side differentiate) is the op itself.
-- Each call gets its inputs in storage of their own, laid out as drawn (strides, offset,
-  stride 0 kept): an op that writes into its inputs or ``grad_output`` cannot reach the
-  caller's tensors, and a backward that reads storage as if contiguous still sees the layout.
+- Its gradients are taken from fresh leaves in storage of their own, laid out as drawn
+  (strides, offset, stride 0 kept), so a backward that reads storage as if contiguous
+  still meets the layout; ``forward`` hands the op the tensors it was given, so the check
+  that inputs are left unchanged sees an op that writes into them.
 
 The op runs only in the dtypes it declares: a check in another dtype skips, naming the
 declaration (``skip_reason``), and so do the float64-only opinions (finite differences,
@@ -33,6 +34,7 @@ from types import SimpleNamespace
 import torch
 
 from handgrad.case import DTYPES, Case, dtype_name
+from handgrad.untouched import own_copy
 from handgrad.verdict import Tensors
 
 GRAD_OUTPUT, OUTPUT = "grad_output", "output"
@@ -40,14 +42,9 @@ F64 = torch.float64
 
 
 def own(t):
-    """``t`` in a storage of its own, laid out as ``t`` is (shape, strides, offset; a stride
-    of 0 stays 0); anything else as it is, for the op to refuse."""
-    if not isinstance(t, torch.Tensor) or t.device.type == "meta":
-        return t
-    t = t.detach()
-    span = t.untyped_storage().nbytes() // t.element_size()
-    whole = t.as_strided((span,), (1,), 0).clone()
-    return whole.as_strided(t.shape, t.stride(), t.storage_offset()).detach()
+    """``t`` detached, in storage of its own, laid out as ``t`` is (``own_copy``): a fresh
+    leaf for autograd; anything else as it is, for the op to refuse."""
+    return own_copy(t.detach()) if isinstance(t, torch.Tensor) else t
 
 
 def vjp(fn: Callable, inputs: Mapping, args: tuple[str, ...], wrt: tuple[str, ...]) -> dict:
@@ -85,7 +82,7 @@ class Sides:
 
     def forward(self, **inputs) -> Tensors:
         self.declared(inputs)
-        return {OUTPUT: self.function(*(own(inputs[k]) for k in self.args))}
+        return {OUTPUT: self.function(*(inputs[k] for k in self.args))}
 
     def gradients(self, **inputs) -> Tensors:
         self.declared(inputs)

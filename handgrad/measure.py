@@ -46,6 +46,7 @@ from collections.abc import Callable, Mapping
 import torch
 
 from handgrad.rounding import RandomRounding, WideRange
+from handgrad.untouched import own_copy
 from handgrad.verdict import Tensors, Verdict, judge, judge_one
 
 SECOND_LOOKS = 8
@@ -282,7 +283,12 @@ def compare(label: str, manual: Callable[[Tensors], Mapping[str, object]],
     """Run both sides on ``inputs`` and judge every tensor autograd gives.
 
     ``manual`` and ``autograd`` map inputs to named tensors: gradients, chain-rule steps,
-    parameters after training steps, anything computed in the inputs' dtype.
+    parameters after training steps, anything computed in the inputs' dtype. ``manual``
+    is given copies of the inputs (``handgrad.untouched``): what it writes into them,
+    autograd and the truth never see.
     """
-    got = manual(inputs)
-    return measure(autograd, inputs, held).judge(label, got, rerun=manual)
+    def copied(x: Tensors) -> Mapping[str, object]:
+        return manual({k: own_copy(t) for k, t in x.items()})
+
+    got = copied(inputs)  # first: Case.verdict orders autograd's side by the backward's names
+    return measure(autograd, inputs, held).judge(label, got, rerun=copied)

@@ -12,7 +12,9 @@ verdict-based ones judge the manual gradients against autograd on a draw
 - second order: a hand Hessian (where the module has ``hessians``) against
   ``torch.func.hessian``;
 - training: SGD steps taken with the manual gradient, through torch's optimiser and by a
-  plain ``p - lr * g``, against autograd's, step by step, by the verdict.
+  plain ``p - lr * g``, against autograd's, step by step, by the verdict;
+- the inputs: every function of the module leaves what it is given as it was
+  (``inputs_unchanged``).
 """
 
 import importlib
@@ -23,6 +25,7 @@ import torch
 from handgrad.case import Case, dtype_name
 from handgrad.draws import DRAWS
 from handgrad.measure import compare
+from handgrad.untouched import changes, records
 from handgrad.verdict import Tensors, Verdict
 
 F64 = torch.float64
@@ -60,6 +63,35 @@ def library_op_verdict(case: Case, device, dtype) -> Verdict:
                            "library_op")
 
 
+# The draws whose inputs a call might change: values past a clamp (magnitudes), NaN and inf
+# to clean (non-finite), every layout (a write through a strided or transposed view). The
+# layouts come last: an in-place write into a stride-0 view raises torch's own error.
+UNCHANGED_DRAWS = ("magnitudes", "non-finite", "default", "size one", "layouts")
+
+
+def inputs_unchanged(case: Case, device, dtype) -> int:
+    """The module's ``forward``, each backward form and ``hessians``, called directly on
+    each input set of ``UNCHANGED_DRAWS`` at the small sizes, leave every input as it was,
+    bit for bit, layout too (``handgrad.untouched``); else ``AssertionError`` names the
+    function and the argument. Returns the number of calls checked."""
+    functions = ["forward", *case.forms, *["hessians"] * hasattr(case.module, "hessians")]
+    small, calls = case.resized(**case.small_dims), 0
+    for draw in UNCHANGED_DRAWS:
+        for label, inputs in DRAWS[draw](small, device, dtype):
+            for name in functions:
+                given = {k: t for k, t in inputs.items()
+                         if name != "forward" or k != case.grad_output}
+                before = records(given)
+                with torch.no_grad():
+                    getattr(case.module, name)(**given)
+                changed = changes(before, given)
+                calls += 1
+                assert not changed, "; ".join(
+                    f"{case.name} [{device}, {dtype_name(dtype)}]: {name} changed its argument "
+                    f"{arg} in place ({label}): {how}" for arg, how in changed.items())
+    return calls
+
+
 def gradcheck(case: Case, device, fast_mode: bool = False) -> bool:
     """Finite differences on the manual gradient, float64: every Jacobian entry on the
     small sizes, or one random projection of it (``fast_mode``) at the case's own sizes."""
@@ -81,7 +113,10 @@ def gradcheck(case: Case, device, fast_mode: bool = False) -> bool:
 
 def adjoint_identity(case: Case, device) -> Verdict:
     """``<J^T v, u>`` by the manual gradient against ``<v, J u>`` by forward mode
-    (``torch.func.jvp``), for random ``u`` and ``v``, by the verdict (float64)."""
+    (``torch.func.jvp``), for random ``u`` and ``v``, by the verdict (float64). Its second
+    look runs ``jvp`` under random rounding, which leaves forward mode's zero tangents
+    (ZeroTensors) as they are: computing on one inside a dispatch mode crashes torch
+    (``handgrad.rounding``). ``hessian`` likewise."""
     gen = torch.Generator().manual_seed(case.seed + 1)
     inputs = case.inputs(device, F64)
     u = {k: torch.randn(inputs[k].shape, generator=gen, dtype=F64).to(device) for k in case.wrt}

@@ -12,8 +12,9 @@ as ``conftest.py::test_agrees_with_autograd[my_case-cpu-float32]``.
 Any test of a project that takes a ``device`` or ``dtype`` argument is parametrised too:
 ``cpu`` and ``cuda`` (skipped with the reason where no GPU is present; with
 ``--require-cuda``, one error line instead, and no test runs), and float64, float32,
-bfloat16 and float16. A dtype an op lacks on a
-device (``"... not implemented for 'Half'"``) skips that test with torch's reason.
+bfloat16 and float16. A dtype an op lacks on a device (``"... not implemented for
+'Half'"``) skips that test with torch's reason, where autograd of the case's forward
+lacks it too (``pytest_runtest_call``).
 
 The summary ends with the detection limits the generic mutants' check measured: per case,
 device and dtype, the smallest uniform relative error the verdict rejects.
@@ -189,14 +190,32 @@ def pytest_runtest_setup(item):
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_call(item):
-    """torch's "not implemented for 'Half'" (an op missing for a dtype on a device) skips
-    the test with that reason: the combination cannot be checked, which is not a failure."""
+    """torch's "not implemented for 'Half'" skips the test with the reason only where the
+    reference lacks the op too: autograd of the case's forward (``Case.reference``) on its
+    default inputs, in the test's device and dtype (float64 and the cpu where it takes
+    none), raises the same kind of error. The combination then cannot be checked, which is
+    not a failure. Anywhere else the error is the code's own (a backward that raises it
+    while autograd runs), and the test fails with it; so does a test with no case to ask."""
     outcome = yield
     error = outcome.excinfo[1] if outcome.excinfo else None
-    if isinstance(error, (RuntimeError, NotImplementedError)) and \
-            "not implemented for" in str(error):
-        outcome.force_exception(pytest.skip.Exception(
-            f"torch lacks an op here: {str(error).splitlines()[0]}", _use_item_location=True))
+
+    def torch_lacks_an_op(error) -> bool:
+        return isinstance(error, (RuntimeError, NotImplementedError)) and \
+            "not implemented for" in str(error)
+
+    if not torch_lacks_an_op(error):
+        return
+    params = item.callspec.params if hasattr(item, "callspec") else {}
+    case = params.get("case") or params.get("hessian_case") or (params.get("example") or [None])[0]
+    if case is None:
+        return
+    try:
+        case.reference(case.inputs(params.get("device", "cpu"), params.get("dtype", torch.float64)))
+    except (RuntimeError, NotImplementedError) as reference_error:
+        if torch_lacks_an_op(reference_error):
+            outcome.force_exception(pytest.skip.Exception(
+                f"torch lacks an op here, for autograd's reference too: "
+                f"{str(reference_error).splitlines()[0]}", _use_item_location=True))
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -33,7 +33,12 @@ runs that moved each result by an ulp came out 23 to 44 from the exact value, an
 their sums reordered too, 18 to 95. On the cases' default draws the largest of 8 runs is
 0.63 to 4.0 times the largest over 8 nearby inputs.
 Operations that only select, move or negate (``EXACT``), views, and operations that write
-into their operands run as they are, in every dtype.
+into their operands run as they are, in every dtype. So does any operation on or giving a
+tensor that is not a plain one (``plain``): forward mode (``torch.func.jvp``, and
+``torch.func.hessian`` through it) carries a zero tangent as a ZeroTensor, which has no
+storage; computing on one from inside a dispatch mode takes the process down (torch 2.13,
+a segmentation fault), and a zero is exact anyway. A transform's own layers are undone
+before a dispatch mode sees an operation, so what is rounded is what the transform computes.
 """
 
 import torch
@@ -123,6 +128,18 @@ def reordered(func, args, kwargs, generator: torch.Generator):
     return first + torch.matmul(a[..., cut:], b[..., cut:, :])
 
 
+def plain(x) -> bool:
+    """Whether ``x`` is not a tensor, or a dense tensor with storage of its own to compute
+    on: not a ZeroTensor (forward mode's zero tangent), not sparse, not on the meta device."""
+    return not isinstance(x, torch.Tensor) or (
+        x.layout == torch.strided and not x._is_zerotensor() and x.device.type != "meta")
+
+
+def _untouchable(args, kwargs, got=None) -> bool:
+    """Whether an operation has an operand or a result that is not ``plain``."""
+    return not all(map(plain, tree_flatten((args, kwargs, got))[0]))
+
+
 def _upcast(x):
     return x.to(F64) if isinstance(x, torch.Tensor) and x.is_floating_point() else x
 
@@ -157,6 +174,8 @@ class RandomRounding(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
+        if _untouchable(args, kwargs):
+            return func(*args, **kwargs)
         got = None
         if func.overloadpacket.__name__ in REORDERED and all(
                 t.dtype == F64 for t in tree_flatten((args, kwargs))[0]
@@ -164,7 +183,7 @@ class RandomRounding(TorchDispatchMode):
             got = reordered(func, args, kwargs, self.generator)
         got = func(*args, **kwargs) if got is None else got
         if (func.is_view or func._schema.is_mutable
-                or func.overloadpacket.__name__ in EXACT):
+                or func.overloadpacket.__name__ in EXACT or _untouchable((), {}, got)):
             return got
         leaves, spec = tree_flatten(got)
         floating = [t for t in leaves if isinstance(t, torch.Tensor) and t.is_floating_point()]
@@ -203,7 +222,7 @@ class WideRange(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         got = func(*args, **(kwargs or {}))
-        if func.is_view or func._schema.is_mutable:
+        if func.is_view or func._schema.is_mutable or _untouchable(args, kwargs, got):
             return got
         return tree_map(lambda t: in_precision(t, self.dtype) if isinstance(t, torch.Tensor)
                         and t.dtype == torch.float32 else t, got)

@@ -44,10 +44,11 @@ def test_the_example_gets_every_check_and_passes(pytester):
         shutil.copy(EXAMPLE / name, pytester.path / name)
     pytester.syspathinsert()
     result = pytester.runpytest(*QUICK, "-v", "-ra")
-    result.assert_outcomes(failed=0, errors=0, passed=12, skipped=4)
+    result.assert_outcomes(failed=0, errors=0, passed=13, skipped=4)
     out = result.stdout.str()
     for check in ("agrees_with_autograd", "every_size_one", "equal_sizes",
-                  "non_contiguous_layouts", "magnitudes", "non_finite_entries", "generated_shapes", "training_steps",
+                  "non_contiguous_layouts", "magnitudes", "non_finite_entries",
+                  "generated_shapes", "training_steps", "inputs_left_unchanged",
                   "generic_mutants_are_rejected", "forward_matches_the_reference",
                   "double_backward", "deterministic"):
         assert re.search(rf"test_{check}\[rms_norm-cpu-float32\] PASSED", out), check
@@ -165,6 +166,17 @@ def test_an_op_that_writes_into_its_inputs_cannot_reach_the_callers():
     before = {k: t.clone() for k, t in inputs.items()}
     case.verdict(inputs).check()
     assert all(inputs[k].equal(t) for k, t in before.items())
+
+
+def test_an_op_whose_forward_writes_into_its_input_is_named():
+    def clamps(x, weight):  # the op's own forward cleans its input in place
+        return x.clamp_(-1e-4, 1e-4) * weight
+
+    case = FunctionCase(name="clamps", function=clamps,
+                        reference=lambda x, weight: x.clamp(-1e-4, 1e-4) * weight,
+                        shapes={"x": "N D", "weight": "D"}, dims={"N": 3, "D": 4})
+    with pytest.raises(AssertionError, match="forward changed its argument x in place"):
+        opinions.inputs_unchanged(case, "cpu", torch.float64)
 
 
 def test_bad_input_is_refused_or_as_the_reference_gives_it():

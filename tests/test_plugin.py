@@ -25,12 +25,12 @@ def project(pytester):
 def test_a_projects_own_case_gets_every_generic_check(pytester):
     project(pytester)
     result = pytester.runpytest(*QUICK, "-v", "-ra")
-    result.assert_outcomes(failed=0, errors=0, passed=10, skipped=3)
+    result.assert_outcomes(failed=0, errors=0, passed=11, skipped=3)
     out = result.stdout.str()
     for check in ("agrees_with_autograd", "every_chain_rule_step", "every_size_one",
                   "equal_sizes", "non_contiguous_layouts", "magnitudes",
                   "non_finite_entries", "generated_shapes", "training_steps",
-                  "generic_mutants_are_rejected"):
+                  "generic_mutants_are_rejected", "inputs_left_unchanged"):
         assert re.search(rf"conftest.py::test_{check}\[swish-cpu-float32\] PASSED", out), check
     # no printed examples, no library_op declared: each said so
     assert re.search(r"got empty parameter set for \(?'?example", out)

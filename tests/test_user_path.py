@@ -151,7 +151,7 @@ def test_the_readmes_module_case_passes_as_written(pytester):
     assert set(readme_snippets()) == {"swish.py", "conftest.py"}
     readme_project(pytester)
     result = pytester.runpytest(*QUICK)
-    result.assert_outcomes(failed=0, errors=0, passed=10, skipped=3)
+    result.assert_outcomes(failed=0, errors=0, passed=11, skipped=3)
 
 
 def test_gradients_keyed_d_x_are_told_the_convention(pytester):
