@@ -151,7 +151,10 @@ def pytest_runtest_setup(item):
     case, form, dtype = params.get("case"), params.get("form"), params.get("dtype")
     if form in getattr(case, "full_precision_only", ()) and dtype in (torch.bfloat16,
                                                                        torch.float16):
-        pytest.skip(f"{case.name}: {form} is declared full_precision_only")
+        # Run, and expected to fail: where it passes, the opt-out is stale and says so.
+        item.add_marker(pytest.mark.xfail(reason=f"{case.name}: {form} is declared "
+                                          "full_precision_only; if it passes here, the "
+                                          "opt-out is stale", strict=True))
 
 
 @pytest.hookimpl(hookwrapper=True)
