@@ -7,6 +7,7 @@ another CPU's rounding moves a little. ``measured_cells_agree`` says how far a m
 may move before the README is out of date.
 """
 
+import itertools
 from collections.abc import Callable, Sequence
 
 from handgrad.case import DTYPES, Case
@@ -120,7 +121,7 @@ def measured_cells_agree(printed: str, measured: str) -> list[str]:
     detection limit by more than one rung of the ladder (a factor of 3.2), a ratio past the
     rule's ``K`` (``K_FLOAT64`` in the float64 column) or by more than 0.5. Returns the
     cells that moved, in words."""
-    rung = max(b / a for a, b in zip(LADDER, LADDER[1:], strict=False)) * 1.01
+    rung = max(b / a for a, b in itertools.pairwise(LADDER)) * 1.01
     moved, header = [], measured.splitlines()[0].split("|")
     for line_a, line_b in zip(printed.splitlines(), measured.splitlines(), strict=True):
         if not line_a.startswith("|"):

@@ -52,8 +52,8 @@ answer that failed once:
   counting as the largest of the truth's size there, autograd's error over the rest of the
   tensor, and that of autograd run in the dtype's precision with float32's range, there
   and over the tensor (a float16 GPT's GELU gives ``0 * inf`` where the slope is 0, and
-  the hand gradient gives the 0; in another, ``d_ln1_beta`` sums 32 float16 subnormals that cancel to 3e-8, and both the
-  hand gradient and that run of autograd come out 6e-5);
+  the hand gradient gives the 0; in another, ``d_ln1_beta`` sums 32 float16 subnormals
+  that cancel to 3e-8, and both the hand gradient and that run of autograd come out 6e-5);
 - the dtype could not hold the forward (``held``; a float16 layer norm of ``[1000, 0]``,
   variance 250000, normalises to 0): the truth is another function's, so a finite manual
   against autograd's NaN is not judged;
