@@ -118,7 +118,7 @@ def _number(cell: str) -> float | None:
 
 def measured_cells_agree(printed: str, measured: str) -> list[str]:
     """Where a fresh measurement moved further than rounding on another CPU explains: a
-    detection limit by more than one rung of the ladder (a factor of 3.2), a ratio past the
+    detection limit by more than one rung of the ladder (a factor of 2.5), a ratio past the
     rule's ``K`` (``K_FLOAT64`` in the float64 column) or by more than 0.5. Returns the
     cells that moved, in words."""
     rung = max(b / a for a, b in itertools.pairwise(LADDER)) * 1.01

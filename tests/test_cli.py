@@ -130,7 +130,7 @@ def test_measured_cells_may_move_by_rounding_only():
     """A ratio may not pass the rule's K: 2, and 6 in the float64 column."""
     head = "| case | float64 | float32 |\n"
     a = head + "| `x` | 1e-13 | 1e-06 |\n| `y` | 2.40 | 1.20 |"
-    same = readme.measured_cells_agree(a, head + "| `x` | 3e-13 | 1e-06 |\n| `y` | 2.70 | 1.10 |")
+    same = readme.measured_cells_agree(a, head + "| `x` | 2e-13 | 1e-06 |\n| `y` | 2.70 | 1.10 |")
     assert same == []
     moved = readme.measured_cells_agree(a, head + "| `x` | 1e-11 | 1e-06 |\n| `y` | 2.40 | 2.10 |")
     assert moved == ["`x`: 1e-13 is now 1e-11", "`y`: 1.20 is now 2.10"]
