@@ -37,11 +37,12 @@ def test_a_right_gradient_rounded_another_way_passes_the_mean_rule():
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-@pytest.mark.parametrize(("dtype", "at_most"), [(BF16, 5e-2), (F16, 3e-3)],
+@pytest.mark.parametrize(("dtype", "at_most"), [(BF16, 5e-2), (F16, 5e-3)],
                          ids=["bfloat16", "float16"])
 def test_half_precision_detection_limit(case, dtype, at_most):
     """A uniform relative error this small or larger is caught in half precision, where
-    the ratio rule alone let 1e-1 (bfloat16) and 1e-2 (float16) through."""
+    the ratio rule alone let 1e-1 (bfloat16) and 1e-2 (float16) through; 2e-2 and 2e-3 or
+    less where some gradient has more than a few entries (README)."""
     assert detection_limit(case, dtype) <= at_most
 
 
