@@ -125,7 +125,7 @@ def test_a_wrong_gradient_is_told_from_a_less_accurate_one():
             d_w = d_w + X[n, :, None] * r[n]
         return {"w": d_w}
 
-    inputs = case.inputs("cpu", BF16, N=512)
+    inputs = case.inputs("cpu", BF16, N=512, D=64)
     wrong = planted(case, gradients=five_percent).verdict(inputs)
     assert "wrong: off in float64 too" in wrong.explain()
     slack = planted(case, gradients=summed_in_the_dtype).verdict(inputs)
