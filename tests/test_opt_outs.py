@@ -10,8 +10,7 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "swish"
 def test_an_opt_out_of_a_form_that_passes_in_half_precision_is_stale(pytester):
     """``examples/swish`` declared ``full_precision_only`` for its one form, which is right
     in half precision: the bfloat16 and float16 checks run and fail, naming the stale
-    opt-out; the
-    float32 check passes as before."""
+    opt-out; the float32 check passes as before."""
     shutil.copy(EXAMPLE / "swish.py", pytester.path / "swish.py")
     conftest = (EXAMPLE / "conftest.py").read_text()
     assert 'dims={"N": 8, "D": 5}),' in conftest
