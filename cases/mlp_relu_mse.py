@@ -20,6 +20,12 @@ CASE = Case(
     dims={"N": 64, "D": 40, "H": 12},  # the article's sizes: ARTICLE_DIMS, below
     large={"N": 4096},
     variants=("gradients_broadcast", "gradients_into"),
+    # In half precision the broadcast form rounds each of its N * I * O products, and its
+    # partial sums, to 11 (float16) or 8 (bfloat16) bits, where a matmul accumulates in
+    # float32: with w1 scaled by 1e3 its float16 d_x overflows to inf where autograd's is
+    # -38336 (generated float16 shapes, dev profile, seed 1). The verdict rejects it there,
+    # rightly; in half precision it runs as an expected failure.
+    full_precision_only=("gradients_broadcast",),
 )
 
 

@@ -25,9 +25,10 @@ gradient's scale) may be off by an ulp at that scale, which adds one such ulp ov
 entries. A uniform relative error is then caught at about
 ``2 mean(autograd) / mean|truth| + eps / 2``, plus the share of one entry: 1e-2 to 2e-2 in
 bfloat16 and 1e-3 to 2e-3 in float16 on the cases' draws (README), where the ratio rule
-alone caught 1e-1 and 1e-2. A tensor of one to three entries (``linear_xw``'s ``d_w``) has
-no mean that is not nearly its max: there 5e-2 and 5e-3. In float64 there is no truth to measure a mean against (the
-verdict compares manual with autograd there), so the rule is not applied.
+alone caught 1e-1 and 1e-2. A tensor of one to three entries (``linear_xw``'s ``d_w``)
+has no mean that is not nearly its max: there 5e-2 and 5e-3. In float64 there is no
+truth to measure a mean against (the verdict compares manual with autograd there), so the
+rule is not applied.
 """
 
 import torch
