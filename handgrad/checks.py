@@ -78,11 +78,11 @@ def test_non_finite_entries(case, form, device, dtype):
 
 @settings(deadline=None)
 @given(data=st.data())
-def test_generated_shapes(case, device, dtype, data):
+def test_generated_shapes(case, form, device, dtype, data):
     """Sizes drawn across orders of magnitude and values across magnitudes, by hypothesis;
     a failure prints the example (and a blob that replays it)."""
     inputs = data.draw(case_inputs(case, device, dtype), label="inputs")
-    case.verdict(inputs, draw="generated draw").check()
+    case.verdict(inputs, form, draw="generated draw").check()
 
 
 def test_finite_differences(case, device):

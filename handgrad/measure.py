@@ -45,9 +45,11 @@ from collections.abc import Callable, Mapping
 
 import torch
 
+from handgrad.mean_rule import mean_error
+from handgrad.nonfinite import largest
 from handgrad.rounding import RandomRounding, WideRange
 from handgrad.untouched import own_copy
-from handgrad.verdict import Tensors, Verdict, judge, judge_one
+from handgrad.verdict import Judgement, Tensors, Verdict, judge, judge_one
 
 SECOND_LOOKS = 8
 # Runs with random rounding, each side. Each costs a pass through Python per operation
@@ -71,19 +73,18 @@ def float_dtype(inputs: Mapping[str, torch.Tensor]) -> torch.dtype:
     return dtypes.pop()
 
 
-def largest(diff: torch.Tensor, mask: torch.Tensor) -> float:
-    return float(torch.where(mask, diff, 0).max()) if mask.any() else 0.0
-
-
 def errors_against_truth(autograd: Callable[[Tensors], Tensors], inputs: Tensors,
-                         ) -> tuple[Tensors, Tensors, dict[str, float]]:
-    """Below float64: autograd, the truth, and autograd's largest error per tensor."""
+                         ) -> tuple[Tensors, Tensors, dict[str, float], dict[str, float]]:
+    """Below float64: autograd, the truth, and autograd's largest and mean error per
+    tensor."""
     got, truth = autograd(inputs), autograd(cast(inputs, torch.float64))
-    errors = {}
+    errors, means = {}, {}
     for name, g in got.items():
         a, t = g.to(torch.float64), truth[name]
-        errors[name] = largest((a - t).abs(), torch.isfinite(a) & torch.isfinite(t))
-    return got, truth, errors
+        finite = torch.isfinite(a) & torch.isfinite(t)
+        errors[name] = largest((a - t).abs(), finite)
+        means[name] = mean_error((a - t).abs(), finite)
+    return got, truth, errors, means
 
 
 def two_ulps(t: torch.Tensor) -> torch.Tensor:
@@ -138,23 +139,28 @@ class Measured:
             self.errors: dict[str, float] | None = second_difference(
                 autograd, inputs, self.autograd)
         else:
-            self.autograd, self.truth, _ = errors_against_truth(autograd, inputs)
+            self.autograd, self.truth, _, _ = errors_against_truth(autograd, inputs)
             self.errors = None  # measured by the verdict, which also finds where
         self._nearby: dict[str, float] | None = None
+        self._mean_looks: list[dict[str, float]] = []  # autograd's mean errors, a dict a run
         self._rounded: list[dict[str, float]] = []
         self._rounded_max: dict[str, float] = {}
+
         self._wide_range: Tensors | None = None
         # Where some run under random rounding gave NaN or inf: a rounding can overflow there
         self.rounded_non_finite: dict[str, torch.Tensor] = {}
 
-    def nearby_errors(self) -> dict[str, float]:
-        """Autograd's largest error over ``SECOND_LOOKS`` inputs next to these."""
+    def nearby_errors(self) -> tuple[dict[str, float], dict[str, float]]:
+        """Autograd's largest error over ``SECOND_LOOKS`` inputs next to these, and below
+        float64 its largest mean error over them (``handgrad.mean_rule``)."""
         if self._nearby is None:
-            looks = []
+            looks, means = [], []
             for i in range(SECOND_LOOKS):
                 moved = nearby(self._inputs, i)
                 if self.dtype != torch.float64:
-                    looks.append(errors_against_truth(self._autograd, moved)[2])
+                    _, _, errors, mean = errors_against_truth(self._autograd, moved)
+                    looks.append(errors)
+                    means.append(mean)
                     continue
                 # In float64 a zero moved by two ulps of 1 is still too small to break
                 # structural exactness (exp(4e-16) rounds to 1): the same look in float32,
@@ -163,26 +169,32 @@ class Measured:
                 looks.append({k: max(e, low[2][k] * F64_OVER_F32)
                               for k, e in second_difference(self._autograd, moved).items()})
             self._nearby = {k: max(look[k] for look in looks) for k in self.autograd}
-        return self._nearby
+            self._mean_looks = means
+        return self._nearby, _largest(self._mean_looks)
 
-    def rounded_errors(self) -> dict[str, float]:
+    def rounded_errors(self) -> tuple[dict[str, float], dict[str, float]]:
         """``nearby_errors``, or autograd's largest error over ``ROUNDINGS`` runs under
         ``RandomRounding`` where that is larger (against the truth; in float64, against
-        autograd as it rounds at these inputs)."""
+        autograd as it rounds at these inputs); and the largest mean error over all these runs."""
         if not self._rounded:
+            nearby_max, _ = self.nearby_errors()
             for seed in range(ROUNDINGS):
                 with RandomRounding(seed):
                     got = self._autograd(self._inputs)
                 self._rounded.append({})
+                means: dict[str, float] = {}
                 for k, t in self.truth.items():
                     a = got[k].to(torch.float64)
-                    self._rounded[-1][k] = largest((a - t).abs(),
-                                                   torch.isfinite(a) & torch.isfinite(t))
+                    finite = torch.isfinite(a) & torch.isfinite(t)
+                    self._rounded[-1][k] = largest((a - t).abs(), finite)
+                    if self.dtype != torch.float64:
+                        means[k] = mean_error((a - t).abs(), finite)
                     self.rounded_non_finite[k] = self.rounded_non_finite.get(
                         k, torch.zeros_like(a, dtype=torch.bool)) | ~torch.isfinite(a)
+                self._mean_looks += [means] if means else []
             self._rounded_max = {k: max(e, *(look[k] for look in self._rounded))
-                                 for k, e in self.nearby_errors().items()}
-        return self._rounded_max
+                                 for k, e in nearby_max.items()}
+        return self._rounded_max, _largest(self._mean_looks)
 
     @property
     def gave_up(self) -> bool:
@@ -212,7 +224,15 @@ class Measured:
     def judge(self, label: str, manual: Mapping[str, object],
               rerun: Callable[[Tensors], Mapping[str, object]] | None = None) -> Verdict:
         """The verdict on ``manual``, autograd's error measured again before anything fails;
-        ``rerun`` (manual as a function of the inputs) allows the third look."""
+        ``rerun`` (manual as a function of the inputs) allows the third look, and a failure
+        below float64 then says whether manual is wrong or less accurate (``_diagnosed``)."""
+        verdict = self._looks(label, manual, rerun)
+        if verdict.passed or rerun is None or self.dtype == torch.float64:
+            return verdict
+        return self._diagnosed(verdict, rerun)
+
+    def _looks(self, label: str, manual: Mapping[str, object],
+               rerun: Callable[[Tensors], Mapping[str, object]] | None) -> Verdict:
         if any(isinstance(m, torch.Tensor) and m.shape == self.autograd[k].shape
                and (~torch.isfinite(m) & torch.isfinite(self.autograd[k])).any()
                for k, m in manual.items() if k in self.autograd):
@@ -221,20 +241,25 @@ class Measured:
                       overflowed=self.rounded_non_finite, wide_range=self.wide_range)
         if first.passed or all(j.problem for j in first.failures):
             return first
-        verdict, before = first, {j.name: j.err_autograd for j in first.judgements}
+        verdict = first
+        before = {j.name: (j.err_autograd, j.mean_autograd) for j in first.judgements}
         for looks, how, measured in (
                 (1 + SECOND_LOOKS, f"the largest over these and {SECOND_LOOKS} nearby inputs",
                  self.nearby_errors),
                 (1 + SECOND_LOOKS + ROUNDINGS, f"the largest over these inputs, {SECOND_LOOKS} "
                  f"nearby ones and {ROUNDINGS} runs with random rounding", self.rounded_errors)):
-            again = measured()
-            if all(again[j.name] <= before[j.name] for j in verdict.failures):
+            again, means = measured()
+            if all(again[j.name] <= before[j.name][0]
+                   and means.get(j.name, 0.0) <= before[j.name][1] for j in verdict.failures):
                 continue  # nothing that failed is judged any differently
-            before = {j.name: max(j.err_autograd, again[j.name]) for j in first.judgements}
+            before = {j.name: (max(j.err_autograd, again[j.name]),
+                               max(j.mean_autograd, means.get(j.name, 0.0)))
+                      for j in first.judgements}
             errors = {k: 0.0 for k in self.autograd} | {
-                j.name: before[j.name] for j in first.judgements if not j.problem}
+                j.name: before[j.name][0] for j in first.judgements if not j.problem}
             verdict = judge(label, manual, self.autograd, self.truth, errors, looks, how,
-                            self.held, self.rounded_non_finite, self.wide_range)
+                            self.held, self.rounded_non_finite, self.wide_range,
+                            {k: m for k, (_, m) in before.items()})
             if verdict.passed or all(j.problem for j in verdict.failures):
                 return verdict
         if rerun is None or self.dtype == torch.float64:
@@ -251,7 +276,7 @@ class Measured:
             with RandomRounding(seed):
                 runs.append(rerun(self._inputs))
         middle = ROUNDINGS // 2  # the upper median
-        judgements = []
+        judgements: list[Judgement] = []
         for j in second.judgements:
             if j.passed or j.problem:
                 judgements.append(j)
@@ -261,13 +286,54 @@ class Measured:
             def error(run: Mapping[str, object], name=j.name, t=t) -> float:
                 m = run[name].to(torch.float64)
                 return largest((m - t).abs(), torch.isfinite(m) & torch.isfinite(t))
-            median_run = sorted(runs, key=error)[middle]
-            judgements.append(judge_one(
-                j.name, median_run[j.name], self.autograd[j.name], t, j.err_autograd, j.looks,
-                f"manual's median over {ROUNDINGS} runs with random rounding, against "
-                f"autograd's largest over {j.how.removeprefix('the largest over ') or 'these'}",
-                self.held, self.rounded_non_finite.get(j.name), self.wide_range.get(j.name)))
+            def mean(run: Mapping[str, object], name=j.name, t=t) -> float:
+                m = run[name].to(torch.float64)
+                return mean_error((m - t).abs(), torch.isfinite(m) & torch.isfinite(t))
+            how = (f"manual's median over {ROUNDINGS} runs with random rounding, against "
+                   f"autograd's largest over {j.how.removeprefix('the largest over ') or 'these'}")
+            by_max, by_mean = (judge_one(
+                j.name, sorted(runs, key=key)[middle][j.name], self.autograd[j.name], t,
+                j.err_autograd, j.looks, how, self.held, self.rounded_non_finite.get(j.name),
+                self.wide_range.get(j.name), j.mean_autograd) for key in (error, mean))
+            if by_max.problem or by_mean.problem:
+                judgements.append(by_max if by_max.problem else by_mean)
+                continue
+            judgements.append(Judgement(**{**by_max.__dict__, "mean_manual": by_mean.mean_manual,
+                                           "passed": not (by_max.broke_max or by_mean.broke_mean)}))
         return Verdict(label, tuple(judgements))
+
+
+    def _diagnosed(self, verdict: Verdict,
+                   rerun: Callable[[Tensors], Mapping[str, object]]) -> Verdict:
+        """Each failure below float64 says whether manual is wrong or less accurate: a wrong
+        gradient's error does not shrink with precision, a right one's does. Manual runs
+        again on the same inputs in float64 and is judged there by the float64 rule."""
+        wide = cast(self._inputs, torch.float64)
+        try:
+            again = Measured(self._autograd, wide).judge(verdict.label, rerun(wide))
+        except (RuntimeError, TypeError, ValueError, NotImplementedError) as error:
+            first = str(error).splitlines()[0] if str(error) else type(error).__name__
+            again, note = None, f"not run again in float64 ({first})"
+        dtype = str(self.dtype).removeprefix("torch.")
+        judgements = []
+        for j in verdict.judgements:
+            if not j.passed and again is not None:
+                there = next(k for k in again.judgements if k.name == j.name)
+                note = (f"less accurate than autograd in {dtype} (right in float64)"
+                        if there.passed else "wrong: off in float64 too, by " +
+                        (there.problem if there.problem else f"{_ratio(there)} autograd's "
+                         f"own float64 rounding ({there.err_manual:.2e})"))
+            judgements.append(j if j.passed else Judgement(**{**j.__dict__, "diagnosis": note}))
+        return Verdict(verdict.label, tuple(judgements))
+
+
+def _largest(looks: list[dict[str, float]]) -> dict[str, float]:
+    """The largest of each tensor's mean error over ``looks``."""
+    return {k: max(look[k] for look in looks) for k in looks[0]} if looks else {}
+
+
+def _ratio(j: Judgement) -> str:
+    return f"{j.ratio:.3g}x"
 
 
 def measure(autograd: Callable[[Tensors], Tensors], inputs: Tensors,

@@ -183,7 +183,9 @@ def pytest_runtest_setup(item):
     case, form, dtype = params.get("case"), params.get("form"), params.get("dtype")
     if form in getattr(case, "full_precision_only", ()) and dtype in (torch.bfloat16,
                                                                        torch.float16):
-        pytest.skip(f"{case.name}: {form} is declared full_precision_only")
+        # Run, and expected to fail: an XPASS line shows where it passes after all.
+        item.add_marker(pytest.mark.xfail(reason=f"{case.name}: {form} is declared "
+                                          "full_precision_only", strict=False))
     if reason := function.skip_reason(item.originalname, params):
         pytest.skip(reason)
 

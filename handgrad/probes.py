@@ -17,8 +17,9 @@ from handgrad.case import Case, Example
 from handgrad.measure import Measured, measure
 from handgrad.verdict import Tensors
 
-# Relative errors tried for the detection limit: 1e-13 to 1 in half decades.
-LADDER = (*tuple(m * 10.0 ** e for e in range(-13, 0) for m in (1, 3)), 1.0)
+# Relative errors tried for the detection limit: 1e-13 to 1 at 1, 2 and 5 a decade, fine
+# enough to tell bfloat16's 2e-2 from 5e-2 (its unit in the last place is 7.8e-3).
+LADDER = (*tuple(m * 10.0 ** e for e in range(-13, 0) for m in (1, 2, 5)), 1.0)
 
 
 def detection_limit(case: Case, dtype: torch.dtype, device="cpu") -> float:

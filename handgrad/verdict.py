@@ -17,6 +17,11 @@ float32's and cannot hide an error in the lower dtype. Per gradient tensor::
 max error of PyTorch's own in the same precision. A right derivation that takes its sums
 in another order lands within a small factor of autograd; a wrong one is off by its
 mistake, whatever the rounding. The largest ratio the suite measures is in the README.
+Beside it, the mean errors are held to the same ratio (``handgrad.mean_rule``): an error
+spread over every entry, under the worst entry's floor, does not hide in the mean. A
+failure below float64 says whether manual is wrong (off in float64 too) or less accurate
+than autograd in that dtype (right in float64): a wrong gradient's error does not shrink
+with precision, a right one's does (``handgrad.measure``).
 
 In float64 torch has no higher precision to take as the truth, so ``handgrad.measure``
 measures autograd's own rounding by a second difference over a step of two ulps, and
@@ -43,11 +48,12 @@ and wherever autograd's is finite, so is manual's, with these exceptions, each a
 answer that failed once:
 
 - autograd overflowed below float64 where the truth is finite: a finite manual is judged
-  against the truth there, autograd's error counting as the truth's size, or as that of
-  autograd run in the dtype's precision with float32's range, where larger (a float16
-  GPT's GELU gives ``0 * inf`` where the slope is 0, and the hand gradient gives the 0; in
-  another, ``d_ln1_beta`` sums 32 float16 subnormals that cancel to 3e-8, and both the
-  hand gradient and that run of autograd come out 6e-5);
+  against the truth there by what the rule allows at any other entry, autograd's error
+  counting as the largest of the truth's size there, autograd's error over the rest of the
+  tensor, and that of autograd run in the dtype's precision with float32's range, there
+  and over the tensor (a float16 GPT's GELU gives ``0 * inf`` where the slope is 0, and
+  the hand gradient gives the 0; in another, ``d_ln1_beta`` sums 32 float16 subnormals
+  that cancel to 3e-8, and both the hand gradient and that run of autograd come out 6e-5);
 - the dtype could not hold the forward (``held``; a float16 layer norm of ``[1000, 0]``,
   variance 250000, normalises to 0): the truth is another function's, so a finite manual
   against autograd's NaN is not judged;
@@ -66,6 +72,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
+
+from handgrad.mean_rule import K_MEAN, applies, mean_error, mean_floor
+from handgrad.nonfinite import sorted_out
 
 Tensors = dict[str, torch.Tensor]
 
@@ -99,10 +108,24 @@ class Judgement:
     problem: str | None = None  # a mismatch of shape, dtype or finiteness, in words
     looks: int = 1  # over how many runs autograd's error was measured (see Measured)
     how: str = ""  # and how, in words, where more than once
+    mean_k: float = 0.0  # the mean rule's ratio (handgrad.mean_rule); 0 where not applied
+    mean_manual: float = 0.0
+    mean_autograd: float = 0.0
+    mean_floor: float = 0.0
+    diagnosis: str = ""  # for a failure below float64: wrong, or less accurate (Measured)
 
     @property
     def allowed(self) -> float:
         return self.k * self.err_autograd + self.floor
+
+    @property
+    def broke_max(self) -> bool:
+        return self.problem is not None or self.err_manual > self.allowed
+
+    @property
+    def broke_mean(self) -> bool:
+        return bool(self.mean_k) and (
+            self.mean_manual > self.mean_k * self.mean_autograd + self.mean_floor)
 
     @property
     def ratio(self) -> float:
@@ -117,7 +140,8 @@ class Judgement:
         dtype = str(self.dtype).removeprefix("torch.")
         head = f"d_{self.name}"
         if self.problem:
-            return f"{head}: {self.problem}"
+            return f"{head}: {self.problem}" + (f"\n  {self.diagnosis}" if self.diagnosis
+                                                 else "")
         over = f", {self.how}" if self.how else ""
         if self.dtype == torch.float64:
             rule = (f"manual differs from autograd by {self.err_manual:.2e}, "
@@ -128,11 +152,16 @@ class Judgement:
                     f"autograd's own {self.err_autograd:.2e} in {dtype}{over and f' ({over[2:]})'}")
         text = (f"{head}: {rule}, with a floor of {self.floor:.1e} "
                 f"shared out (allowed: {self.k:g}x)")
-        if self.index is not None and not self.passed:
+        if self.index is not None and self.broke_max:
             truth = "" if self.dtype == torch.float64 else f", truth {self.truth_at:.10g}"
             text += (f"\n  at index {self.index}: manual {self.manual_at:.10g}, "
                      f"autograd {self.autograd_at:.10g}{truth}")
-        return text
+        if self.broke_mean:
+            ratio = self.mean_manual / (self.mean_autograd + self.mean_floor / self.mean_k)
+            text += (f"\n  over every entry: manual's mean error {self.mean_manual:.2e} is "
+                     f"{_times(ratio)} autograd's mean {self.mean_autograd:.2e}, with a floor "
+                     f"of {self.mean_floor:.1e} shared out (allowed: {self.mean_k:g}x)")
+        return text + (f"\n  {self.diagnosis}" if self.diagnosis else "")
 
 
 def _times(ratio: float) -> str:
@@ -195,62 +224,49 @@ def _located(diff: torch.Tensor, mask: torch.Tensor | None,
     return float(masked[position]), tuple(index)
 
 
-def _at_the_edge(manual: torch.Tensor, autograd: torch.Tensor) -> torch.Tensor:
-    """Where one side overflowed to inf and the other is within ``FLOOR_ULPS`` ulps of the
-    dtype's largest number, with the same sign: the truth sits at the edge of the range,
-    and rounding decided which way each side fell. Not a disagreement."""
-    info = torch.finfo(manual.dtype)
-    edge = info.max - FLOOR_ULPS * ulp(manual.dtype, info.max)
-    same_sign = torch.sign(manual) == torch.sign(autograd)
-    one_inf = torch.isinf(manual) ^ torch.isinf(autograd)
-    return one_inf & same_sign & (manual.abs() >= edge) & (autograd.abs() >= edge)
-
-
 def _where(mask: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor:
     """``x`` where ``mask`` holds and 0 elsewhere; all of ``x`` for no mask."""
     return x if mask is None else torch.where(mask, x, 0)
-
-
-def _sorted_out(dtype, manual, autograd, m, a, t, problem, error, overflowed):
-    """Where some entry is NaN or inf: a problem, or the masks of the entries judged by
-    the ratio rule (manual's, autograd's) and of those where autograd gave up."""
-    manual_nf, autograd_nf, truth_nf = ~torch.isfinite(m), ~torch.isfinite(a), ~torch.isfinite(t)
-    at_edge = _at_the_edge(manual, autograd).cpu()
-    # An inf of the truth's sign where the truth, moved as far as the rule allows (K times
-    # autograd's error), is past the dtype's largest number: the allowed answer, rounded.
-    allowed = K * (error if error is not None else
-                   _located((a - t).abs(), ~autograd_nf & ~truth_nf)[0])
-    top = torch.finfo(dtype).max
-    at_edge |= (torch.isinf(m) & (t.abs() + allowed > top)
-                & (torch.sign(m) == torch.sign(t)))
-    if overflowed is not None:  # autograd too went non-finite there, rounded another way
-        at_edge |= overflowed.cpu()
-    for where, text in ((autograd_nf & truth_nf & ~manual_nf, "finite where autograd's is not"),
-                        (manual_nf & ~autograd_nf & ~at_edge,
-                         "non-finite where autograd's is finite")):
-        if where.any():
-            index = tuple(int(i) for i in where.nonzero()[0])
-            return problem(f"manual is {text}: at index {index} manual "
-                           f"{float(m[index])}, autograd {float(a[index])}", index)
-    judged_m, judged_a = ~manual_nf & ~truth_nf, ~autograd_nf & ~truth_nf
-    return judged_m, judged_a, judged_m & autograd_nf
 
 
 def _at(t: torch.Tensor, index: tuple[int, ...] | None) -> float | None:
     return None if index is None else float(t[index])
 
 
+def _off_where_autograd_gave_up(m, a, t, gave_up, err_a: float, floor: float,
+                                wide_range: torch.Tensor | None):
+    """Where autograd gave up (module docstring), a finite manual against the truth, allowed
+    what the rule allows at any other entry of the tensor, ``K`` times autograd's error
+    there plus the floor, where autograd's error is the largest of: the truth's size there,
+    autograd's error with float32's range there and over the tensor, and its own error over
+    the rest of the tensor. The failure in words and its index, or None."""
+    size = t.abs().clamp(min=err_a)
+    if wide_range is not None:  # where that run is finite too
+        off_wide = (wide_range.to("cpu", torch.float64) - t).abs()
+        off_wide = torch.where(off_wide.isfinite(), off_wide, 0)
+        size = torch.maximum(size, off_wide).clamp(min=float(off_wide.max()))
+    off = gave_up & ((m - t).abs() > K * size + floor)
+    if not off.any():
+        return None
+    index = tuple(int(i) for i in off.nonzero()[0])
+    return (f"manual is {float(m[index])} where autograd gave {float(a[index])} and the "
+            f"truth is {float(t[index])} (index {index}): further from it than {K:g} times "
+            f"the largest of its size, autograd's error elsewhere and autograd's error with "
+            f"float32's range, {float(size[index]):.2e}, plus the floor {floor:.1e}", index)
+
+
 def judge_one(name: str, manual, autograd: torch.Tensor, truth: torch.Tensor,
               error: float | None = None, looks: int = 1, how: str = "",
               held: bool = True, overflowed: torch.Tensor | None = None,
-              wide_range: torch.Tensor | None = None) -> Judgement:
-    """The verdict on one gradient. ``error`` is autograd's own error where it is not
-    measured here against ``truth``: in float64 (``truth`` is then autograd itself), and on
-    a later look (``handgrad.measure``), which ``looks`` counts and ``how`` describes.
-    ``held``: whether the forward held in this dtype, finite wherever float64's is (where
-    it did not, see the module docstring). ``overflowed``: where autograd itself gave NaN
-    or inf in some run with random rounding. ``wide_range``: autograd in the dtype's precision
-    with float32's range (``handgrad.rounding.WideRange``), for where autograd gave up."""
+              wide_range: torch.Tensor | None = None, mean: float | None = None) -> Judgement:
+    """The verdict on one gradient. ``error`` and ``mean`` are autograd's own largest and
+    mean error where they are not measured here against ``truth``: in float64 (``truth``
+    is then autograd itself), and on a later look (``handgrad.measure``), which ``looks``
+    counts and ``how`` describes. ``held``: whether the forward held in this dtype, finite
+    wherever float64's is (where it did not, see the module docstring). ``overflowed``:
+    where autograd itself gave NaN or inf in some run with random rounding. ``wide_range``:
+    autograd in the dtype's precision with float32's range (``handgrad.rounding.WideRange``),
+    for where autograd gave up."""
     dtype, device = autograd.dtype, autograd.device.type
     base = dict(name=name, dtype=dtype, device=device, looks=looks, how=how,
                 k=K_FLOAT64 if dtype == torch.float64 else K)
@@ -270,37 +286,30 @@ def judge_one(name: str, manual, autograd: torch.Tensor, truth: torch.Tensor,
     if bool(torch.isfinite(m).all() & torch.isfinite(a).all() & torch.isfinite(t).all()):
         judged_m = judged_a = gave_up = None  # the usual case: every entry is judged
     else:
-        found = _sorted_out(dtype, manual, autograd, m, a, t, problem, error, overflowed)
-        if isinstance(found, Judgement):
-            return found
+        found = sorted_out(manual, autograd, m, a, t, error, overflowed, K, FLOOR_ULPS)
+        if isinstance(found[0], str):
+            return problem(*found)
         judged_m, judged_a, gave_up = found
     scale = float(_where(judged_m, t.abs()).max()) if t.numel() else 0.0
     floor = FLOOR_ULPS * ulp(dtype, scale) * (2 if dtype == torch.float64 else 1)
-    if gave_up is not None and not held:
-        judged_m = judged_m & ~gave_up  # another function's gradient: nothing to judge it by
-    elif gave_up is not None:
-        # Autograd gave up there (module docstring): a finite manual against the truth, with
-        # autograd's error there the truth's size, or that of autograd in the dtype's
-        # precision and float32's range where larger; every other entry by the rule below.
-        size = t.abs()
-        if wide_range is not None:  # where that run is finite too
-            off_wide = (wide_range.to("cpu", torch.float64) - t).abs()
-            size = torch.maximum(size, torch.where(off_wide.isfinite(), off_wide, 0))
-        off = gave_up & ((m - t).abs() > K * size + floor)
-        if off.any():
-            index = tuple(int(i) for i in off.nonzero()[0])
-            return problem(f"manual is {float(m[index])} where autograd gave "
-                           f"{float(a[index])} and the truth is {float(t[index])} (index "
-                           f"{index}): further from it than {K:g} times the larger of its "
-                           f"size and autograd's error with float32's range, "
-                           f"{float(size[index]):.2e}", index)
+    err_a = error if error is not None else _located((a - t).abs(), judged_a)[0]
+    if gave_up is not None and held:
+        text = _off_where_autograd_gave_up(m, a, t, gave_up, err_a, floor, wide_range)
+        if text is not None:
+            return problem(*text)
+    if gave_up is not None:  # judged just now, or another function's gradient (``held``)
         judged_m = judged_m & ~gave_up
     err_m, index = _located((m - t).abs(), judged_m)
-    err_a = error if error is not None else _located((a - t).abs(), judged_a)[0]
+    means = {}
+    if applies(dtype):
+        means = dict(mean_k=K_MEAN, mean_manual=mean_error((m - t).abs(), judged_m),
+                     mean_autograd=mean if mean is not None else mean_error((a - t).abs(),
+                                                                            judged_a),
+                     mean_floor=mean_floor(dtype, t, judged_m, ulp(dtype, scale)))
     judged = Judgement(**base, passed=True, err_manual=err_m, err_autograd=err_a,
                        floor=floor, index=index, manual_at=_at(m, index),
-                       autograd_at=_at(a, index), truth_at=_at(t, index))
-    if err_m > judged.allowed:
+                       autograd_at=_at(a, index), truth_at=_at(t, index), **means)
+    if judged.broke_max or judged.broke_mean:
         return Judgement(**{**judged.__dict__, "passed": False})
     return judged
 
@@ -317,7 +326,8 @@ def missing(name: str, manual: Mapping[str, object]) -> str:
 def judge(label: str, manual: Mapping[str, object], autograd: Tensors, truth: Tensors,
           errors: Mapping[str, float] | None = None, looks: int = 1, how: str = "",
           held: bool = True, overflowed: Mapping[str, torch.Tensor] | None = None,
-          wide_range: Mapping[str, torch.Tensor] | None = None) -> Verdict:
+          wide_range: Mapping[str, torch.Tensor] | None = None,
+          means: Mapping[str, float] | None = None) -> Verdict:
     """Judge every gradient autograd gives; one that manual does not give fails."""
     judgements = []
     for name, want in autograd.items():
@@ -328,5 +338,5 @@ def judge(label: str, manual: Mapping[str, object], autograd: Tensors, truth: Te
         judgements.append(judge_one(name, manual[name], want, truth[name],
                                     None if errors is None else errors[name], looks, how,
                                     held, (overflowed or {}).get(name),
-                                    (wide_range or {}).get(name)))
+                                    (wide_range or {}).get(name), (means or {}).get(name)))
     return Verdict(label, tuple(judgements))

@@ -75,8 +75,9 @@ rounds once (in the inputs' dtype, 1 of 200 such draws failed in each). Where fl
 ``d_var`` overflows (a row of near-equal entries with a large ``v * gamma``), the
 step-by-step form is NaN where autograd is, while the fused one stays finite and is judged
 against the float64 truth alone; it carries the forward's float16 ``xhat``, rounded after
-``x - mean`` cancelled, and on 2 to 4 in 100 generated float16 shapes it fails there. The
-generated-shape test runs the step-by-step form; every fixed draw runs both.
+``x - mean`` cancelled, and where the truth there is 0 nothing autograd measures bounds
+that rounding: none of 500 generated float16 shapes (dev profile, seed 1) failed it, and
+one of batch norm's did. Every check runs both forms.
 
 ``normalize`` and ``normalize_backward`` take the axis as ``dim``: ``batch_norm`` is this
 same algebra over the batch axis. ``backward`` is the backward over the last axis, for any
