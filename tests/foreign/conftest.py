@@ -1,32 +1,48 @@
-"""Correct backward passes written the way other projects write them, declared to handgrad's
-plugin: every generic check runs on each (ids such as
+"""The foreign corpus (``corpus.py``), declared to handgrad's plugin: every generic check runs
+on each case (ids such as
 ``tests/foreign/conftest.py::test_agrees_with_autograd[llmc_layer_norm-cpu-float16]``).
-A failure here is the verdict rejecting right code (see README.md in this folder)."""
 
-from dataclasses import fields
+A failure here is the verdict rejecting right code, or right code that differs from
+autograd where an input is NaN. Those known on the fixed draws are marked ``xfail`` (strict:
+one that starts to pass fails, and its line here goes), each with what was measured.
+"""
 
-import karpathy_batch_norm
-import llmc_layer_norm
+import pytest
+from corpus import CASES, HAS_LEAST
 
-from handgrad import Case
+handgrad_cases = CASES
 
-# A statistic over n - 1 is undefined for n = 1: the smallest size, where Case can take it.
-_LEAST = "least" in {f.name for f in fields(Case)}
+SAT = ("a saturated softmax (q x 1e3): the exact d_q, d_k are 0 and autograd's exactly 0; "
+       "delta = rowsum(dout o) from the rounded o leaves float32 noise the verdict rejects")
+NAN = "a NaN input: this form spreads it to entries that autograd and the truth keep finite: "
+KNOWN = {
+    "test_magnitudes[flash_attention-cpu-float32]": SAT,
+    "test_magnitudes[flash_attention-cpu-float16]": SAT,
+    "test_generated_shapes[flash_attention-cpu-float64]": (
+        "v constant along D: the exact d_q is 0; manual's noise 3.7e-19 is 8x autograd's "
+        "4.7e-20 (allowed 6x)"),
+    **{f"test_non_finite_entries[flash_attention-cpu-{d}]":
+       NAN + "p = exp(s - lse) is NaN on the masked entries of a row whose lse is NaN"
+       for d in ("float64", "float32", "bfloat16", "float16")},
+    **{f"test_non_finite_entries[embedding_onehot-cpu-{d}]":
+       NAN + "onehot^T dout adds 0 * NaN into every row of d_wte"
+       for d in ("float64", "float32", "bfloat16", "float16")},
+    **{f"test_non_finite_entries[mlp_caffe-gradients_folded-cpu-{d}]":
+       NAN + "w1 diag(m) w2 folds a NaN of w2 into rows whose ReLU mask is 0"
+       for d in ("float64", "float32", "bfloat16", "float16")},
+    "test_a_norm_over_a_constant_row[karpathy_batch_norm-exact gradient 0-cpu-float16]": (
+        "manual -3.2e-05 where the truth is 0 and autograd NaN: no allowance where autograd "
+        "gave up"),
+}
+if not HAS_LEAST:  # Bessel's n - 1: batch norm refuses N = 1, which Case cannot yet exclude
+    KNOWN |= {f"test_{t}[karpathy_batch_norm-cpu-{d}]": "N = 1 drawn; Case has no least"
+              for t in ("every_size_one", "generated_shapes")
+              for d in ("float64", "float32", "bfloat16", "float16")}
 
 
-def at_least(**sizes: int) -> dict:
-    return {"least": sizes} if _LEAST else {}
-
-
-handgrad_cases = [
-    Case(name="llmc_layer_norm", source="karpathy/llm.c train_gpt2.c layernorm_backward",
-         formula="out = (inp - mean) rstd weight + bias, rstd = 1/sqrt(var + eps)",
-         closed_form="dinp = (dnorm - <dnorm> - norm <dnorm norm>) rstd",
-         module=llmc_layer_norm, output="out", wrt=("inp", "weight", "bias"),
-         grad_output="dout", dims={"B": 2, "T": 3, "C": 8}),
-    Case(name="karpathy_batch_norm", source="karpathy makemore part 4, becoming a backprop ninja",
-         formula="hpreact = bngain (hprebn - mean) / sqrt(var_{n-1} + eps) + bnbias",
-         closed_form="dhprebn = bngain bnvar_inv / n (n d - sum d - n/(n-1) bnraw sum d bnraw)",
-         module=karpathy_batch_norm, output="hpreact", wrt=("hprebn", "bngain", "bnbias"),
-         grad_output="dhpreact", dims={"N": 32, "C": 8}, **at_least(N=2)),
-]
+def pytest_collection_modifyitems(items):
+    here = __file__.rpartition("/")[0]
+    for item in items:
+        reason = KNOWN.get(item.name) if str(item.path).startswith(here) else None
+        if reason:
+            item.add_marker(pytest.mark.xfail(reason=reason, strict=True))
