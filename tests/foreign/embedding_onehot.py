@@ -2,19 +2,16 @@
 writes a lookup, flax's ``Embed`` with ``one_hot`` and a matmul).
 
 Forward: ``out[b, t] = wte[idx[b, t]] + wpe[t]``. Backward: ``dwte = onehot(idx)^T dout``
-with the one-hot rows ``(B T, V)`` in the table's dtype; ``dwpe = sum_b dout``.
+with the one-hot rows ``(B T, V)`` in the table's dtype; ``dwpe = sum_b dout``. The
+forward is ``embedding_index_add``'s.
 """
 
 import torch
+from embedding_index_add import SHAPES, forward
 
 from manual_grads._check import check
 
-SHAPES = {"idx": "B T < V", "wte": "V C", "wpe": "T C", "dout": "B T C"}
-
-
-def forward(idx, wte, wpe):
-    check(SHAPES, idx=idx, wte=wte, wpe=wpe)
-    return {"out": wte[idx] + wpe}
+__all__ = ["SHAPES", "forward", "gradients"]
 
 
 def gradients(idx, wte, wpe, dout):
