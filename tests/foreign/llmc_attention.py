@@ -46,9 +46,8 @@ def _attention(inp):
 
 def forward(inp):
     check(SHAPES, inp=inp)
-    _, _, v, preatt, att = _attention(*wide(inp))
-    return {"preatt": preatt.to(inp.dtype), "att": att.to(inp.dtype),
-            "out": _heads(att @ v).to(inp.dtype)}
+    _, _, v, _, att = _attention(*wide(inp))
+    return {"out": _heads(att @ v).to(inp.dtype)}  # what it names is float32: kept inside
 
 
 def gradients(inp, dout):
@@ -65,5 +64,4 @@ def gradients(inp, dout):
     dq = dpreatt @ k * scale
     dk = dpreatt.mT @ q * scale
     dinp = torch.stack([_heads(dq), _heads(dk), _heads(dv)], dim=2)
-    low = inp.dtype
-    return {"att": datt.to(low), "preatt": dpreatt.to(low), "inp": dinp.to(low)}
+    return {"inp": dinp.to(inp.dtype)}
