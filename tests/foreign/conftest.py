@@ -1,0 +1,50 @@
+"""The foreign corpus (``corpus.py``), declared to handgrad's plugin: every generic check runs
+on each case (ids such as
+``tests/foreign/conftest.py::test_agrees_with_autograd[llmc_layer_norm-cpu-float16]``).
+
+A failure here is the verdict rejecting right code, or right code that differs from
+autograd where an input is NaN. Those known on the fixed draws are marked ``xfail`` (strict:
+one that starts to pass fails, and its line here goes), each with what was measured.
+"""
+
+import pytest
+from corpus import CASES, HAS_LEAST
+
+handgrad_cases = CASES
+
+SAT = ("a saturated softmax (q x 1e3): the exact d_q, d_k are 0 and autograd's exactly 0; "
+       "delta = rowsum(dout o) from the rounded o leaves float32 noise the verdict rejects")
+NAN = "a NaN input: this form spreads it to entries that autograd and the truth keep finite: "
+KNOWN = {
+    "test_magnitudes[flash_attention-cpu-float32]": SAT,
+    "test_magnitudes[flash_attention-cpu-float16]": SAT,
+    **{f"test_generated_shapes[flash_attention-cpu-{d}]": (
+        "an exact d_q of 0 (v constant along D, or a saturated softmax): autograd's rounds to "
+        "0 or near it, delta = rowsum(dout o) leaves noise (float64: 3.7e-19, 8x autograd's; "
+        "float32: 1.1e-16 against autograd's exact 0)") for d in
+       ("float64", "float32", "bfloat16", "float16")},
+    **{f"test_non_finite_entries[flash_attention-cpu-{d}]":
+       NAN + "p = exp(s - lse) is NaN on the masked entries of a row whose lse is NaN"
+       for d in ("float64", "float32", "bfloat16", "float16")},
+    **{f"test_non_finite_entries[embedding_onehot-cpu-{d}]":
+       NAN + "onehot^T dout adds 0 * NaN into every row of d_wte"
+       for d in ("float64", "float32", "bfloat16", "float16")},
+    **{f"test_non_finite_entries[mlp_caffe-gradients_folded-cpu-{d}]":
+       NAN + "w1 diag(m) w2 folds a NaN of w2 into rows whose ReLU mask is 0"
+       for d in ("float64", "float32", "bfloat16", "float16")},
+    "test_a_norm_over_a_constant_row[karpathy_batch_norm-exact gradient 0-cpu-float16]": (
+        "manual -3.2e-05 where the truth is 0 and autograd NaN: no allowance where autograd "
+        "gave up"),
+}
+if not HAS_LEAST:  # Bessel's n - 1: batch norm refuses N = 1, which Case cannot yet exclude
+    KNOWN |= {f"test_{t}[karpathy_batch_norm-cpu-{d}]": "N = 1 drawn; Case has no least"
+              for t in ("every_size_one", "generated_shapes")
+              for d in ("float64", "float32", "bfloat16", "float16")}
+
+
+def pytest_collection_modifyitems(items):
+    here = __file__.rpartition("/")[0]
+    for item in items:
+        reason = KNOWN.get(item.name) if str(item.path).startswith(here) else None
+        if reason:
+            item.add_marker(pytest.mark.xfail(reason=reason, strict=True))

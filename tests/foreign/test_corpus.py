@@ -1,0 +1,63 @@
+"""The corpus beyond the generic checks: each norm on a constant row, and no autograd in
+the algebra.
+
+A row whose entries are all equal has variance 0: ``xhat`` is 0 there (``rstd`` is
+``1/sqrt(eps)``), and where ``weight * grad_output`` is constant along the row too, the
+exact gradient of the row is 0 (the mean path takes out all there is). Low precision
+rounds the mean to a neighbour of the entries, so a correct backward gives rounding noise
+scaled by ``rstd`` there, and autograd, through ``rstd``'s derivative ``-rstd^3 / 2``, may
+overflow to NaN. The draw: the row ``1.8555`` five times, ``weight`` and the row's
+grad_output ``0.001``.
+"""
+
+import sys
+from pathlib import Path
+
+import pytest
+from corpus import CASES
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from test_contracts import autograd_uses
+
+# case: (the normalised input, its normalised axis, the scale, the grad_output)
+NORMS = {
+    "llmc_layer_norm": ("inp", -1, "weight", "dout"),
+    "layer_norm_f32acc": ("x", -1, "gamma", "dy"),
+    "karpathy_batch_norm": ("hprebn", 0, "bngain", "dhpreact"),
+    "rms_norm": ("x", -1, "weight", "dy"),
+}
+BY_NAME = {case.name: case for case in CASES}
+ROW, SMALL = 1.8555, 1e-3
+
+
+def constant_row(case, device, dtype, zero: bool):
+    """The case's inputs with the first row (along the normalised axis) constant, and that
+    row's index; with ``zero``, the scale and that row's grad_output 0.001, where the exact
+    gradient is 0."""
+    name, axis, scale, grad_output = NORMS[case.name]
+    symbol = case.shapes[name].split()[axis]
+    inputs = case.inputs(device, dtype, seed=7, **{symbol: 5})
+    x = inputs[name]
+    first = (slice(None), 0) if axis == 0 else (0,) * (x.dim() - 1)
+    x[first] = ROW
+    if zero:
+        inputs[scale].fill_(SMALL)
+        inputs[grad_output][first] = SMALL
+    return inputs, first
+
+
+@pytest.mark.parametrize("zero", [False, True], ids=["constant row", "exact gradient 0"])
+@pytest.mark.parametrize("name", list(NORMS))
+def test_a_norm_over_a_constant_row(name, zero, device, dtype):
+    case = BY_NAME[name]
+    for form in case.forms:
+        inputs, first = constant_row(case, device, dtype, zero)
+        assert inputs[NORMS[name][0]][first].unique().numel() == 1, "the row is not constant"
+        case.verdict(inputs, form, draw="a constant row").check()
+
+
+def test_the_corpus_uses_no_autograd():
+    files = sorted(Path(__file__).parent.glob("*.py"))
+    algebra = [f for f in files if f.stem in {case.module.__name__ for case in CASES}]
+    assert len(algebra) == len(CASES)
+    assert [hit for f in algebra for hit in autograd_uses(f)] == []
