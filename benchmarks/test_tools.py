@@ -53,14 +53,14 @@ def test_ratios_per_group():
     assert list(groups["g-cpu-N10"]) == ["autograd", "manual", "floor"]
     assert groups["g-cpu-N10"]["manual"]["autograd_over"] == 2.0
     assert groups["h-cpu"]["manual"]["over_floor"] is None  # no floor in the group
-    assert summary.table(groups)[2].split() == ["manual", "1", "ms", "2.00", "1.50"]
+    assert summary.table(groups)[2].split() == ["manual", "1", "ms", "2.00", "-", "1.50"]
 
 
 def test_spread_across_runs():
     lines = summary.across_runs([run_json(1.0), run_json(1.25), run_json(1.0)])
     # manual's autograd/variant over the runs: 2.0, 1.6, 2.0 -> median 2.0, spread 20%
-    assert "| `g-cpu-N10` | manual | 2.00 | 20.0% | 1.50 | 25.0% |" in lines
-    assert "| `h-cpu` | manual | 4.00 | 20.0% | - | - |" in lines
+    assert "| `g-cpu-N10` | manual | 2.00 | 20.0% | - | - | 1.50 | 25.0% |" in lines
+    assert "| `h-cpu` | manual | 4.00 | 20.0% | - | - | - | - |" in lines
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="clear_refs is Linux's")
