@@ -80,10 +80,12 @@ def by_step(history) -> Tensors:
     return named
 
 
-def hand_run(inputs: Tensors, steps: int = STEPS) -> Tensors:
-    """Training on hand gradients and the hand AdamW step, no autograd anywhere."""
+def hand_run(inputs: Tensors, steps: int = STEPS, lean: bool = False) -> Tensors:
+    """Training on hand gradients (with ``lean``, the training form's) and the hand AdamW
+    step, no autograd anywhere."""
     params = {k: inputs[k] for k in tiny_gpt.PARAMETERS}
-    return by_step(tiny_gpt.train(params, inputs["idx"], inputs["target"], steps, **HYPER))
+    return by_step(tiny_gpt.train(params, inputs["idx"], inputs["target"], steps, lean=lean,
+                                  **HYPER))
 
 
 def torch_run(inputs: Tensors, steps: int = STEPS) -> Tensors:

@@ -69,8 +69,9 @@ what the backward reads (no layer norm's ``mean``, ``xc`` or ``var``, no ``(B, H
 value: the attention's ``forward_saved``), and ``backward_train`` lets each value go once
 its link has run. Each link takes its lean form: the layer norms their closed form
 (``layer_norm.normalize_backward_fused``, the residual's gradient added after it), the
-attention ``backward_recompute``, which computes ``p`` again a block at a time, and GELU's
-``d_x`` in place (``gelu.backward_x``, the same roundings as ``gelu.backward``).
+attention ``backward_recompute``, which computes ``p`` again a block at a time, and GELU
+in place (``gelu.values_kept`` and ``gelu.backward_x``: the same roundings as ``values``
+and ``backward``, fewer buffers).
 """
 
 import torch
@@ -180,12 +181,11 @@ def forward_train(x, ln1_gamma, ln1_beta, w_qkv, b_qkv, w_proj, b_proj, ln2_gamm
     res = x + a.pop("y")
     n2 = layer_norm.normalize(res, ln2_gamma, ln2_beta)
     fc = n2["y"] @ w_fc + b_fc
-    g = gelu.values(fc)
-    y = res + (g["y"] @ w_fc_proj + b_fc_proj)
+    t, g = gelu.values_kept(fc)
+    y = res + (g @ w_fc_proj + b_fc_proj)
     return {"ln1_xhat": n1["xhat"], "ln1_std": n1["std"], "ln1": n1["y"],
             **{f"attn_{k}": a[k] for k in ATTENTION_SAVED}, "ln2_xhat": n2["xhat"],
-            "ln2_std": n2["std"], "ln2": n2["y"], "fc": fc, "gelu_t": g["t"], "gelu": g["y"],
-            "y": y}
+            "ln2_std": n2["std"], "ln2": n2["y"], "fc": fc, "gelu_t": t, "gelu": g, "y": y}
 
 
 def _norm_backward(saved: Tensors, prefix: str, gamma, d_out, d_other) -> Tensors:

@@ -238,18 +238,23 @@ def gradients_train(idx, target, wte, wpe, lnf_gamma, lnf_beta, **layers) -> Ten
     return loss_and_gradients_train(idx, target, wte, wpe, lnf_gamma, lnf_beta, **layers)[1]
 
 
-def train(params: Tensors, idx, target, steps: int, average=None, **hyper
-          ) -> list[tuple[torch.Tensor, Tensors]]:
+def train(params: Tensors, idx, target, steps: int, average=None, lean: bool = False,
+          **hyper) -> list[tuple[torch.Tensor, Tensors]]:
     """``steps`` steps of training on hand gradients alone: the loss and every parameter's
-    gradient by ``loss_and_gradients``, then ``adamw.adamw_step`` with ``hyper`` (its
+    gradient by ``loss_and_gradients`` (with ``lean``, by ``loss_and_gradients_train``,
+    into the buffers of the step before), then ``adamw.adamw_step`` with ``hyper`` (its
     keywords; torch.optim.AdamW's defaults for the rest). ``average(loss, grads)``, where
     given, replaces both by their averages over the processes of a data-parallel run
     before the step. Returns, step by step, the loss before the step and the parameters
     after it."""
-    state, history = None, []
+    state, history, into = None, [], None
     for _ in range(steps):
-        loss, grads = loss_and_gradients(idx, target, **params)
-        grads = {k: grads[k] for k in params}
+        if lean:
+            loss, into = loss_and_gradients_train(idx, target, into=into, **params)
+            grads = into
+        else:
+            loss, grads = loss_and_gradients(idx, target, **params)
+            grads = {k: grads[k] for k in params}
         if average is not None:
             loss, grads = average(loss, grads)
         params, state = adamw.adamw_step(params, grads, state, **hyper)
