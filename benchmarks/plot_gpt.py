@@ -19,24 +19,12 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from benchmarks.plot import series
 from benchmarks.summary import load_runs
 
-GROUP = re.compile(r"^gpt_training_step-(?P<device>\w+)-T(?P<t>\d+)$")
+GROUP = re.compile(r"^gpt_training_step-(?P<device>\w+)-T(?P<n>\d+)$")
 FORMS = {"autograd": "eager autograd", "compiled": "compiled autograd (torch.compile)",
          "train": "by hand, the training form", "manual": "by hand, the teaching form"}
-
-
-def time_series(runs: list[dict], device: str) -> dict[str, list[tuple[int, float]]]:
-    """``{form: [(T, seconds), ...]}``: each minimum time's median over the runs."""
-    got: dict[str, dict[int, list[float]]] = {}
-    for run in runs:
-        for group, variants in run["groups"].items():
-            match = GROUP.match(group)
-            if match and match["device"] == device:
-                for form, v in variants.items():
-                    got.setdefault(form, {}).setdefault(int(match["t"]), []).append(v["min_s"])
-    return {form: [(t, statistics.median(vs)) for t, vs in sorted(by_t.items())]
-            for form, by_t in got.items()}
 
 
 def memory_series(figures: list[dict]) -> dict[str, list[tuple[int, float]]]:
@@ -65,9 +53,9 @@ def main(argv=None) -> None:
     figures = [json.loads(p.read_text()) for p in args.memory]
     fig = Figure(figsize=(11, 4.6), layout="constrained")
     times, peaks = fig.subplots(1, 2)
-    for ax, series, scale in ((times, time_series(runs, args.device), 1e3),
-                              (peaks, memory_series(figures), 2**-20)):
-        for form, points in series.items():
+    for ax, lines, scale in ((times, series(runs, args.device, groups=GROUP), 1e3),
+                             (peaks, memory_series(figures), 2**-20)):
+        for form, points in lines.items():
             if form in FORMS and len(points) > 1:
                 ts, values = zip(*points, strict=True)
                 ax.plot(ts, [v * scale for v in values], marker="o", label=FORMS[form])
