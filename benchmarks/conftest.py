@@ -23,6 +23,9 @@ def pytest_addoption(parser):
     parser.addoption("--threads", type=int, default=1,
                      help="torch CPU threads (default 1: more compete with whatever else "
                           "runs on a shared machine)")
+    parser.addoption("--compile-backend", choices=("inductor", "aot_eager"),
+                     help="torch.compile's backend for the compiled baseline (default: "
+                          "inductor, or aot_eager under --benchmark-disable)")
     parser.addoption("--ratios-json", type=Path, default=Path(".benchmarks/ratios.json"),
                      help="where the ratio summary is written, relative to the rootdir")
 
@@ -32,6 +35,7 @@ def pytest_configure(config):
     if config.getoption("benchmark_disable", False):  # once each, as a test: see compiled
         compiled.BACKEND = "aot_eager"
         sweep.TIMED = False
+    compiled.BACKEND = config.getoption("compile_backend") or compiled.BACKEND
     config.stash[RESULTS] = []
 
 
