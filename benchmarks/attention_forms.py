@@ -15,6 +15,7 @@ Each form takes the inputs and returns the call that is timed, forward and backw
 - ``autograd``: the case's forward on inputs that require grad, keeping only ``y`` (a
   model's forward drops its other values too), then ``torch.autograd.grad(y, wrt, v)``:
   autograd's graph holds what it saved, ``masked``, ``exp(shifted)`` and ``p``.
+- ``compiled``: the same with the forward ``torch.compile``d (``benchmarks.compiled``).
 - ``manual``: ``gradients``, the hand backward from every value of the full forward.
 - ``recompute``: ``gradients_recompute``, which keeps ``q, k, val`` and two numbers a row
   and recomputes ``p`` in the backward, a head and a block of sequences at a time.
@@ -24,6 +25,7 @@ from collections.abc import Callable
 
 import torch
 
+from benchmarks.compiled import compiled_reference
 from cases.causal_self_attention import CASE
 
 Tensors = dict[str, torch.Tensor]
@@ -61,6 +63,10 @@ def autograd(inputs: Tensors) -> Callable[[], Tensors]:
     return call
 
 
+def compiled(inputs: Tensors) -> Callable[[], Tensors]:
+    return compiled_reference(CASE, inputs)
+
+
 def manual(inputs: Tensors) -> Callable[[], Tensors]:
     return lambda: CASE.manual(inputs)
 
@@ -71,8 +77,9 @@ def recompute(inputs: Tensors) -> Callable[[], Tensors]:
 
 FORMS: dict[str, Callable[[Tensors], Callable[[], Tensors]]] = {
     "autograd": autograd,
+    "compiled": compiled,
     "manual": manual,
     "recompute": recompute,
 }
-BASELINES = ("autograd",)  # what every form's time is divided by
+BASELINES = ("autograd", "compiled")  # what every form's time is divided by
 MEASURED = tuple(FORMS)  # forms with a memory figure

@@ -1,9 +1,10 @@
 """Benchmark settings: one torch thread, a warm-up, a synchronising clock on CUDA, ratios.
 
 Every benchmark times through the ``bench`` fixture, which files its result under a group
-and a variant, then times it in turn with the group's autograd and floor (``paired``);
-after the run ``summary`` prints, per group, autograd's time over each variant's and each
-variant's over the GEMM floor, and writes them to ``--ratios-json``.
+and a variant, then times it in turn with the group's autograd, compiled autograd and floor
+(``paired``); after the run ``summary`` prints, per group, eager and compiled autograd's
+time over each variant's and each variant's over the GEMM floor, and writes them to
+``--ratios-json``.
 """
 
 import time
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmarks import paired, summary, sweep
+from benchmarks import compiled, paired, summary, sweep
 
 WARMUP_ITERATIONS = 10  # calls before the timed rounds: allocator, thread pool, GEMM set-up
 RESULTS = pytest.StashKey[list]()
@@ -22,12 +23,19 @@ def pytest_addoption(parser):
     parser.addoption("--threads", type=int, default=1,
                      help="torch CPU threads (default 1: more compete with whatever else "
                           "runs on a shared machine)")
+    parser.addoption("--compile-backend", choices=("inductor", "aot_eager"),
+                     help="torch.compile's backend for the compiled baseline (default: "
+                          "inductor, or aot_eager under --benchmark-disable)")
     parser.addoption("--ratios-json", type=Path, default=Path(".benchmarks/ratios.json"),
                      help="where the ratio summary is written, relative to the rootdir")
 
 
 def pytest_configure(config):
     torch.set_num_threads(config.getoption("threads"))
+    if config.getoption("benchmark_disable", False):  # once each, as a test: see compiled
+        compiled.BACKEND = "aot_eager"
+        sweep.TIMED = False
+    compiled.BACKEND = config.getoption("compile_backend") or compiled.BACKEND
     config.stash[RESULTS] = []
 
 
@@ -78,7 +86,8 @@ def _free_sweep_tensors():
 def bench(benchmark, request):
     """``bench(group, variant, call, baselines)``: time ``call`` as ``variant`` of ``group``
     and return what it returned, for the test to check. ``baselines()`` gives the group's
-    ``autograd`` and ``floor`` calls; each is timed in turn with ``call`` for the ratios."""
+    ``autograd``, ``compiled`` and ``floor`` calls (those it has); each is timed in turn
+    with ``call`` for the ratios."""
     on_cuda = _params(request.node).get("device") == "cuda"
 
     def run(group, variant, call, baselines=dict):
@@ -93,7 +102,8 @@ def bench(benchmark, request):
             request.config.stash[RESULTS].append(summary.Row(
                 group, variant, stats.min, stats.median,
                 autograd_over=paired.ratio(times, "autograd", variant),
-                over_floor=paired.ratio(times, variant, "floor"), rounds=len(times[variant])))
+                over_floor=paired.ratio(times, variant, "floor"), rounds=len(times[variant]),
+                compiled_over=paired.ratio(times, "compiled", variant)))
         return result
     return run
 

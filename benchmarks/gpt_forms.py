@@ -1,11 +1,12 @@
 """One training step of a GPT (forward, backward, the AdamW update) by hand and by
-autograd with ``torch.optim.AdamW``, at two widths, for the GPT benchmark and the memory
-table.
+autograd with ``torch.optim.AdamW``, eager and compiled, for the GPT benchmark and the
+memory table; here at the case's width, ``gpt_context_forms`` at width 256 and three
+contexts.
 
 - C = 32: the tiny GPT at the case's sizes: vocabulary 64, context T = 16, 4 heads of 8
   channels, a hidden layer of 128, 2 blocks, 4 sequences.
-- C = 256: a wider one: vocabulary 512, context T = 256, 8 heads of 32, a hidden layer of
-  1024, 2 blocks, 4 sequences.
+- ``WIDE``: vocabulary 512, width 256, 8 heads of 32, a hidden layer of 1024, 2 blocks, 4
+  sequences, context T = 256 (and 512, 1024 in ``gpt_context_forms``).
 
 The parameters are GPT-2's initialisation and the tokens random (``gpt2_init``), float32.
 Each form takes them and returns the call that is timed: one step from those parameters
@@ -16,7 +17,13 @@ autograd's step:
 - ``autograd``: the case's forward on copies of the parameters that require grad (the
   copies let every call start from the same parameters; they are 0.3% of a call at
   C = 256), ``loss.backward()``, ``torch.optim.AdamW(...).step()``;
-- ``manual``: ``tiny_gpt.loss_and_gradients`` and ``adamw.adamw_step``: no autograd.
+- ``compiled``: the autograd step compiled whole (``benchmarks.compiled.compiled_step``):
+  forward, ``loss.backward()`` and the optimiser's step in one ``torch.compile``d function;
+- ``manual``: ``tiny_gpt.loss_and_gradients`` (the teaching form, every chain-rule step
+  returned) and ``adamw.adamw_step``: no autograd;
+- ``train``: ``tiny_gpt.loss_and_gradients_train`` (the training form: the parameters'
+  gradients alone, the lean attention, into buffers made once before timing) and
+  ``adamw.adamw_step``: no autograd.
 """
 
 from collections.abc import Callable
@@ -24,6 +31,7 @@ from typing import NamedTuple
 
 import torch
 
+from benchmarks.compiled import compiled_step
 from cases.tiny_gpt import CASE as TINY
 from cases.tiny_gpt import HYPER, gpt2_init
 from manual_grads import tiny_gpt
@@ -31,7 +39,7 @@ from manual_grads.adamw import adamw_step
 
 Tensors = dict[str, torch.Tensor]
 
-SIZES = (32, 256)  # C, the width
+SIZES = (32,)  # C, the width; width 256 is gpt_context_forms''
 SIZE = "C"
 DTYPE = torch.float32
 WIDE = {"C": 256, "H": 8, "D": 32, "F": 1024, "T": 256, "V": 512, "L": 2, "B": 4}
@@ -41,23 +49,30 @@ def dims(c: int) -> dict[str, int]:
     return dict(TINY.dims) if c == TINY.dims["C"] else WIDE
 
 
-def draw(device: str, c: int) -> Tensors:
+def draw_at(device: str, sizes: dict[str, int]) -> Tensors:
     """The inputs, after one backward and one AdamW step on a two-entry tensor: their first
     use in a process loads code and takes 79 MiB that no step uses, which the memory table
     would otherwise count as autograd's."""
     warm = torch.zeros(2, device=device, requires_grad=True)
     (2 * warm).sum().backward()
     torch.optim.AdamW([warm], **HYPER).step()
-    return gpt2_init(device, DTYPE, **dims(c))
+    return gpt2_init(device, DTYPE, **sizes)
 
 
-def scale(c: int) -> tuple[str, int]:
+def draw(device: str, c: int) -> Tensors:
+    return draw_at(device, dims(c))
+
+
+def parameter_bytes(sizes: dict[str, int]) -> tuple[str, int]:
     """What a row of the memory table is measured against: the parameters."""
-    sizes = dims(c)
     count = sum(torch.Size(int(s) if s.isdigit() else sizes[s] for s in
                            tiny_gpt.SHAPES[name].split()).numel()
                 for name in tiny_gpt.PARAMETERS)
     return "the parameters, for scale", count * DTYPE.itemsize
+
+
+def scale(c: int) -> tuple[str, int]:
+    return parameter_bytes(dims(c))
 
 
 def too_big(form: str, c: int) -> None:
@@ -76,11 +91,28 @@ def autograd(inputs: Tensors) -> Callable[[], Tensors]:
     return call
 
 
+def compiled(inputs: Tensors) -> Callable[[], Tensors]:
+    params = {k: inputs[k] for k in tiny_gpt.PARAMETERS}
+    return compiled_step(lambda leaves: TINY.forward({**inputs, **leaves})["loss"], params,
+                         HYPER, "the GPT training step")
+
+
 def manual(inputs: Tensors) -> Callable[[], Tensors]:
     def call() -> Tensors:
         loss, grads = tiny_gpt.loss_and_gradients(**inputs)
         params = {k: inputs[k] for k in tiny_gpt.PARAMETERS}
         new, _ = adamw_step(params, {k: grads[k] for k in params}, None, **HYPER)
+        return {"loss": loss, **new}
+    return call
+
+
+def train(inputs: Tensors) -> Callable[[], Tensors]:
+    params = {k: inputs[k] for k in tiny_gpt.PARAMETERS}
+    into = tiny_gpt.loss_and_gradients_train(**inputs)[1]  # the buffers, reused every step
+
+    def call() -> Tensors:
+        loss, grads = tiny_gpt.loss_and_gradients_train(**inputs, into=into)
+        new, _ = adamw_step(params, grads, None, **HYPER)
         return {"loss": loss, **new}
     return call
 
@@ -95,7 +127,9 @@ class Step(NamedTuple):
 CASE = Step("gpt_training_step", lambda inputs: autograd(inputs)())
 FORMS: dict[str, Callable[[Tensors], Callable[[], Tensors]]] = {
     "autograd": autograd,
+    "compiled": compiled,
     "manual": manual,
+    "train": train,
 }
-BASELINES = ("autograd",)  # what every form's time is divided by
+BASELINES = ("autograd", "compiled")  # what every form's time is divided by
 MEASURED = tuple(FORMS)  # forms with a memory figure

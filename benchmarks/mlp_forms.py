@@ -4,6 +4,7 @@ Each form takes the inputs, does its set-up once (buffers, operands) and returns
 that is timed: forward and every gradient, or for the floor its matmuls alone.
 
 - ``autograd``: ``case.reference``, torch's graph and backward.
+- ``compiled``: the same with the forward ``torch.compile``d (``benchmarks.compiled``).
 - ``manual``: ``case.manual``, the hand-derived backward with matmuls (``gradients``).
 - ``buffered``: ``gradients_into``, the same, into buffers allocated once, before timing.
 - ``broadcast``: the article's broadcasting backward (``gradients_broadcast``), which
@@ -19,6 +20,7 @@ from collections.abc import Callable
 
 import torch
 
+from benchmarks.compiled import compiled_reference
 from cases.mlp_relu_mse import ARTICLE_DIMS, CASE
 from manual_grads import mlp_relu_mse as mlp
 
@@ -41,6 +43,10 @@ def scale(n: int) -> tuple[str, int]:
 
 def autograd(inputs: Tensors) -> Callable[[], Tensors]:
     return lambda: CASE.reference(inputs)
+
+
+def compiled(inputs: Tensors) -> Callable[[], Tensors]:
+    return compiled_reference(CASE, inputs)
 
 
 def manual(inputs: Tensors) -> Callable[[], Tensors]:
@@ -78,12 +84,14 @@ def floor(inputs: Tensors) -> Callable[[], Tensors]:
 
 FORMS: dict[str, Callable[[Tensors], Callable[[], Tensors]]] = {
     "autograd": autograd,
+    "compiled": compiled,
     "manual": manual,
     "buffered": buffered,
     "broadcast": broadcast,
     "floor": floor,
 }
-BASELINES = ("autograd", "floor")  # what every form's time is divided by, or divides
+BASELINES = ("autograd", "compiled", "floor")  # what every form's time is divided by, or
+# divides
 PARTIAL = ("floor",)  # its three products are some of the gradients, judged as such
 MEASURED = ("autograd", "manual", "buffered", "broadcast")  # the floor has no memory figure
 

@@ -22,12 +22,14 @@ GROUP = re.compile(r"^mlp_relu_mse-(?P<device>\w+)-N(?P<n>\d+)$")
 STYLE = {"floor": {"color": "black", "linestyle": "--", "marker": "s"}}
 
 
-def series(runs: list[dict], device: str, key: str = "min_s") -> dict[str, list[tuple]]:
-    """``{variant: [(N, value), ...]}``: ``key``'s median over the runs, in order of N."""
+def series(runs: list[dict], device: str, key: str = "min_s", groups: re.Pattern = GROUP
+           ) -> dict[str, list[tuple]]:
+    """``{variant: [(N, value), ...]}``: ``key``'s median over the runs, in order of N, over
+    the groups that ``groups`` matches (its ``device`` and ``n``)."""
     times: dict[str, dict[int, list[float]]] = {}
     for run in runs:
         for group, variants in run["groups"].items():
-            match = GROUP.match(group)
+            match = groups.match(group)
             if match and match["device"] == device:
                 for variant, v in variants.items():
                     if v[key] is None:

@@ -1,8 +1,9 @@
 """Ratios, which pytest-benchmark does not print: after a run, and across several runs.
 
 After ``pytest benchmarks`` (conftest calls ``report``), per group: autograd's time over
-each variant's (above 1: faster than autograd) and each variant's time over the GEMM floor
-(1: nothing but the six matmuls), printed and written as JSON. The ratios come from the
+each variant's (above 1: faster than autograd), compiled autograd's over each variant's
+(``torch.compile``d: above 1, faster than that too) and each variant's time over the GEMM
+floor (1: nothing but the six matmuls), printed and written as JSON. The ratios come from the
 paired timing (``paired``: the median over rounds of the ratio within a round), not from
 dividing two benchmarks timed seconds apart; pytest-benchmark's own minimum and median of
 each benchmark are printed and kept beside them.
@@ -21,7 +22,7 @@ from typing import NamedTuple
 
 import torch
 
-ORDER = ("autograd", "manual", "buffered", "broadcast", "floor")  # the rest follow, by name
+ORDER = ("autograd", "compiled", "manual", "buffered", "broadcast", "floor")  # then by name
 
 
 class Row(NamedTuple):
@@ -35,6 +36,7 @@ class Row(NamedTuple):
     autograd_over: float | None
     over_floor: float | None
     rounds: int  # of the paired timing
+    compiled_over: float | None = None  # compiled autograd's time over the variant's
 
 
 def ratios(rows: list[Row]) -> dict[str, dict[str, dict[str, float | None]]]:
@@ -76,12 +78,13 @@ def _time(seconds: float) -> str:
 
 
 def table(groups) -> list[str]:
-    lines = [f"{'group':26} {'variant':10} {'min':>9} {'autograd/variant':>17}"
-             f" {'variant/floor':>14}"]
+    lines = [f"{'group':32} {'variant':10} {'min':>9} {'autograd/variant':>17}"
+             f" {'compiled/variant':>17} {'variant/floor':>14}"]
     for group, variants in groups.items():
         for i, (name, v) in enumerate(variants.items()):
-            lines.append(f"{group if i == 0 else '':26} {name:10} {_time(v['min_s']):>9}"
-                         f" {_ratio(v['autograd_over']):>17} {_ratio(v['over_floor']):>14}")
+            lines.append(f"{group if i == 0 else '':32} {name:10} {_time(v['min_s']):>9}"
+                         f" {_ratio(v['autograd_over']):>17}"
+                         f" {_ratio(v.get('compiled_over')):>17} {_ratio(v['over_floor']):>14}")
     return lines
 
 
@@ -114,15 +117,17 @@ def across_runs(runs: list[dict]) -> list[str]:
              f" thread(s)" + (f", GPU: {m['gpu']}" if gpu else "") + ". Each ratio is the"
              " median over the runs of the run's paired ratio; spread = (max - min) / median.",
              "",
-             "| group | variant | autograd / variant | spread | variant / floor | spread |"
-             + (" GPU time (us) |" if gpu else ""),
-             "| --- | --- | ---: | ---: | ---: | ---: |" + (" ---: |" if gpu else "")]
+             "| group | variant | autograd / variant | spread | compiled / variant | spread"
+             " | variant / floor | spread |" + (" GPU time (us) |" if gpu else ""),
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+             + (" ---: |" if gpu else "")]
     for group, variants in runs[0]["groups"].items():
         for variant in variants:
             found = [r["groups"][group][variant] for r in runs
                      if variant in r["groups"].get(group, {})]
-            cells = ["- | -" if None in (vs := [f[key] for f in found]) else
-                     _median_and_spread(vs) for key in ("autograd_over", "over_floor")]
+            cells = ["- | -" if None in (vs := [f.get(key) for f in found]) else
+                     _median_and_spread(vs)
+                     for key in ("autograd_over", "compiled_over", "over_floor")]
             if gpu:
                 on_gpu = "-cuda" in group
                 cells.append(f"{statistics.median(f['min_s'] for f in found) * 1e6:.1f}"

@@ -53,14 +53,14 @@ def test_ratios_per_group():
     assert list(groups["g-cpu-N10"]) == ["autograd", "manual", "floor"]
     assert groups["g-cpu-N10"]["manual"]["autograd_over"] == 2.0
     assert groups["h-cpu"]["manual"]["over_floor"] is None  # no floor in the group
-    assert summary.table(groups)[2].split() == ["manual", "1", "ms", "2.00", "1.50"]
+    assert summary.table(groups)[2].split() == ["manual", "1", "ms", "2.00", "-", "1.50"]
 
 
 def test_spread_across_runs():
     lines = summary.across_runs([run_json(1.0), run_json(1.25), run_json(1.0)])
     # manual's autograd/variant over the runs: 2.0, 1.6, 2.0 -> median 2.0, spread 20%
-    assert "| `g-cpu-N10` | manual | 2.00 | 20.0% | 1.50 | 25.0% |" in lines
-    assert "| `h-cpu` | manual | 4.00 | 20.0% | - | - |" in lines
+    assert "| `g-cpu-N10` | manual | 2.00 | 20.0% | - | - | 1.50 | 25.0% |" in lines
+    assert "| `h-cpu` | manual | 4.00 | 20.0% | - | - | - | - |" in lines
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="clear_refs is Linux's")
@@ -93,4 +93,39 @@ def test_plot_draws_the_runs(tmp_path):
     assert plot.series([run], "cpu", "over_floor")["autograd"] == [(10, 2.0)]
     assert plot.series([run], "cpu", "autograd_over") == {}  # not timed: nothing to draw
     plot.main([str(tmp_path / "run.json"), "-o", str(tmp_path / "out.png")])
+    assert (tmp_path / "out.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_ratios_to_compiled_autograd():
+    rows = [row("g-cpu", "autograd", 1.0)._replace(compiled_over=0.5),
+            row("g-cpu", "compiled", 2.0)._replace(compiled_over=1.0),
+            row("g-cpu", "manual", 1.5)._replace(compiled_over=0.75)]
+    groups = summary.ratios(rows)
+    assert list(groups["g-cpu"]) == ["autograd", "compiled", "manual"]
+    assert summary.table(groups)[3].split() == ["manual", "1", "ms", "1.50", "0.75", "-"]
+    run = {"command": "pytest benchmarks", "groups": groups,
+           "machine": summary.machine(threads=1)}
+    assert "| `g-cpu` | manual | 1.50 | 0.0% | 0.75 | 0.0% | - | - |" in summary.across_runs(
+        [run, run])
+
+
+def test_plot_gpt_draws_time_and_memory_against_context(tmp_path):
+    pytest.importorskip("matplotlib", reason="the plot extra: pip install -e '.[plot]'")
+    from benchmarks import plot, plot_gpt
+
+    rows = [summary.Row(f"gpt_training_step-cpu-T{t}", form, s, s, None, None, rounds=5)
+            for t, form, s in ((256, "autograd", 0.3), (512, "autograd", 0.7),
+                               (256, "train", 0.2), (512, "train", 0.4))]
+    run = {"command": "pytest benchmarks", "machine": summary.machine(threads=1),
+           "groups": summary.ratios(rows)}
+    memory_run = {"suite": "gpt_context", "device": "cpu", "size": "T",
+                  "bytes": {"autograd": {"256": 2**20, "512": 3 * 2**20},
+                            "train": {"256": 2**19, "512": 2**20}}}
+    assert plot.series([run], "cpu", groups=plot_gpt.GROUP)["train"] == [(256, 0.2), (512, 0.4)]
+    assert plot_gpt.memory_series([memory_run, memory_run])["autograd"] == [
+        (256, 2**20), (512, 3 * 2**20)]
+    (tmp_path / "run.json").write_text(json.dumps(run))
+    (tmp_path / "memory.json").write_text(json.dumps(memory_run))
+    plot_gpt.main(["--runs", str(tmp_path / "run.json"), "--memory",
+                   str(tmp_path / "memory.json"), "-o", str(tmp_path / "out.png")])
     assert (tmp_path / "out.png").read_bytes().startswith(b"\x89PNG")

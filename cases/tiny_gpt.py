@@ -34,6 +34,7 @@ CASE = GptCase(
     # order, and these keep the weights, L C H D entries, and gradcheck's Jacobian small.
     dims={"L": 2, "C": 32, "H": 4, "D": 8, "F": 128, "T": 16, "V": 64, "B": 4},
     large={"L": 2, "C": 8, "H": 2, "D": 4, "F": 16, "T": 8, "V": 32, "B": 512},
+    variants=("gradients_train",),  # the parameters' only, lean (manual_grads)
     fan_in=FAN_IN,
     most={"T": T_MOST, "L": L_MOST},
 )
@@ -79,10 +80,12 @@ def by_step(history) -> Tensors:
     return named
 
 
-def hand_run(inputs: Tensors, steps: int = STEPS) -> Tensors:
-    """Training on hand gradients and the hand AdamW step, no autograd anywhere."""
+def hand_run(inputs: Tensors, steps: int = STEPS, lean: bool = False) -> Tensors:
+    """Training on hand gradients (with ``lean``, the training form's) and the hand AdamW
+    step, no autograd anywhere."""
     params = {k: inputs[k] for k in tiny_gpt.PARAMETERS}
-    return by_step(tiny_gpt.train(params, inputs["idx"], inputs["target"], steps, **HYPER))
+    return by_step(tiny_gpt.train(params, inputs["idx"], inputs["target"], steps, lean=lean,
+                                  **HYPER))
 
 
 def torch_run(inputs: Tensors, steps: int = STEPS) -> Tensors:

@@ -69,6 +69,13 @@ def values(x: torch.Tensor) -> Tensors:
     return {"u": u, "t": t, "y": 0.5 * x * (1 + t)}
 
 
+def values_kept(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``values``' ``t`` and ``y`` alone, the same operations on the same numbers, in place:
+    ``u`` is not kept (``backward_x`` reads ``t``). What a training step calls."""
+    t = x.pow(3).mul_(K).add_(x).mul_(C).tanh_()  # tanh(c (x + k x^3)): u, then t over it
+    return t, (0.5 * x).mul_(1 + t)  # 0.5 x (1 + t)
+
+
 def forward(x: torch.Tensor) -> Tensors:
     """The forward pass; returns every named value, ``y`` last."""
     check(SHAPES, x=x)
@@ -85,6 +92,19 @@ def backward(f: Tensors, x: torch.Tensor, d_y: torch.Tensor) -> Tensors:
     d_u = d_t * ((1 - t) * (1 + t))  # (N, D)  step 2: tanh' = 1 - t^2
     d_x = d_y * (0.5 * (1 + t)) + d_u * (C * (1 + 3 * K * x * x))  # (N, D)  steps 1 and 3
     return {"t": d_t, "u": d_u, "x": d_x}
+
+
+def backward_x(t: torch.Tensor, x: torch.Tensor, d_y: torch.Tensor) -> torch.Tensor:
+    """``backward``'s ``d_x`` alone, from the forward's ``t``: the same operations on the
+    same numbers, so the same roundings, but in place, holding two ``x``-sized buffers at
+    a time where ``backward`` keeps ``d_t`` and ``d_u`` too. What a training step calls."""
+    d_u = (0.5 * x).mul_(d_y)  # d_t = d_y * 0.5 x  step 1
+    slope = (1 - t).mul_(1 + t)  # (1 - t)(1 + t)  step 2
+    d_u.mul_(slope)  # d_u  step 2
+    slope = (3 * K * x).mul_(x).add_(1).mul_(C)  # c (1 + 3 k x^2)  step 3
+    d_u.mul_(slope)
+    del slope
+    return (1 + t).mul_(0.5).mul_(d_y).add_(d_u)  # d_y 0.5 (1 + t) + ...  steps 1 and 3
 
 
 def gradients(x: torch.Tensor, v: torch.Tensor) -> Tensors:

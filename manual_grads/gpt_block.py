@@ -62,6 +62,16 @@ where they cancel (over a single feature they take each other out, ``d_xc`` bein
 measures autograd's rounding by how much it varies, and this loss does not vary).
 
 ``forward`` and ``backward`` are what ``tiny_gpt`` calls, once a layer.
+
+The training form, ``gradients_train``: the same chain, only ``x``'s and the parameters'
+gradients, for a training step rather than for teaching. ``forward_train`` keeps only
+what the backward reads (no layer norm's ``mean``, ``xc`` or ``var``, no ``(B, H, T, T)``
+value: the attention's ``forward_saved``), and ``backward_train`` lets each value go once
+its link has run. Each link takes its lean form: the layer norms their closed form
+(``layer_norm.normalize_backward_fused``, the residual's gradient added after it), the
+attention ``backward_recompute``, which computes ``p`` again a block at a time, and GELU
+in place (``gelu.values_kept`` and ``gelu.backward_x``: the same roundings as ``values``
+and ``backward``, fewer buffers).
 """
 
 import torch
@@ -70,6 +80,7 @@ from manual_grads import causal_self_attention as attention
 from manual_grads import gelu, layer_norm, mlp_relu_mse
 from manual_grads._check import check
 from manual_grads.causal_self_attention import backward as attention_backward
+from manual_grads.causal_self_attention import backward_recompute, forward_saved
 from manual_grads.gelu import backward as gelu_backward
 from manual_grads.layer_norm import backward as layer_norm_backward
 
@@ -153,3 +164,67 @@ def gradients(x, ln1_gamma, ln1_beta, w_qkv, b_qkv, w_proj, b_proj, ln2_gamma, l
     f = forward(x, ln1_gamma, ln1_beta, w_qkv, b_qkv, w_proj, b_proj, ln2_gamma, ln2_beta,
                 w_fc, b_fc, w_fc_proj, b_fc_proj)
     return backward(v, x, ln1_gamma, w_qkv, w_proj, ln2_gamma, w_fc, w_fc_proj, f)
+
+
+# The training form: x's and the parameters' gradients, what the backward reads kept --------
+
+ATTENTION_SAVED = ("q", "k", "val", "row_max", "row_sum", "merged")
+
+
+def forward_train(x, ln1_gamma, ln1_beta, w_qkv, b_qkv, w_proj, b_proj, ln2_gamma, ln2_beta,
+                  w_fc, b_fc, w_fc_proj, b_fc_proj) -> Tensors:
+    """``forward``'s ``y`` by the same operations, and only what ``backward_train`` reads:
+    each layer norm's ``xhat``, ``std`` and output, the attention's ``forward_saved``
+    values, ``fc``, GELU's ``t`` and output. Unchecked: what a model calls, once a layer."""
+    n1 = layer_norm.normalize(x, ln1_gamma, ln1_beta)
+    a = forward_saved(n1["y"], w_qkv, b_qkv, w_proj, b_proj)
+    res = x + a.pop("y")
+    n2 = layer_norm.normalize(res, ln2_gamma, ln2_beta)
+    fc = n2["y"] @ w_fc + b_fc
+    t, g = gelu.values_kept(fc)
+    y = res + (g @ w_fc_proj + b_fc_proj)
+    return {"ln1_xhat": n1["xhat"], "ln1_std": n1["std"], "ln1": n1["y"],
+            **{f"attn_{k}": a[k] for k in ATTENTION_SAVED}, "ln2_xhat": n2["xhat"],
+            "ln2_std": n2["std"], "ln2": n2["y"], "fc": fc, "gelu_t": t, "gelu": g, "y": y}
+
+
+def _norm_backward(saved: Tensors, prefix: str, gamma, d_out, d_other) -> Tensors:
+    """A layer norm's closed-form backward, ``saved``'s values under ``prefix`` used up;
+    ``x`` gets ``d_other``, what its other use (the residual) passed back, added after."""
+    f = {"xhat": saved.pop(f"{prefix}_xhat"), "std": saved.pop(f"{prefix}_std")}
+    n = layer_norm.normalize_backward_fused(f, gamma, d_out)
+    n["x"] = d_other + n["x"]
+    return n
+
+
+def backward_train(d_y, ln1_gamma, w_qkv, w_proj, ln2_gamma, w_fc, w_fc_proj, saved: Tensors
+                   ) -> Tensors:
+    """``x``'s and the parameters' gradients from ``d_y (B, T, C)`` and ``saved =
+    forward_train(...)``, which is used up: each value is let go once its link has run.
+    The steps are ``backward``'s; keyed by name, ``x`` last. Unchecked."""
+    d_gelu, d_w_fc_proj, d_b_fc_proj = linear_backward(saved.pop("gelu"), w_fc_proj, d_y)
+    d_fc = gelu.backward_x(saved.pop("gelu_t"), saved.pop("fc"), d_gelu)  # steps 1 to 3
+    del d_gelu
+    d_ln2, d_w_fc, d_b_fc = linear_backward(saved.pop("ln2"), w_fc, d_fc)  # step 4
+    del d_fc
+    n2 = _norm_backward(saved, "ln2", ln2_gamma, d_ln2, d_y)  # steps 5 and 6: d_res
+    del d_ln2
+    a = backward_recompute(n2["x"], saved.pop("ln1"), w_qkv, w_proj,  # steps 7 and 8
+                           {k: saved.pop(f"attn_{k}") for k in ATTENTION_SAVED})
+    a["b_qkv"][1] *= 0  # the key part: exactly 0, as in ``causal_self_attention.backward``
+    n1 = _norm_backward(saved, "ln1", ln1_gamma, a.pop("x"), n2["x"])  # steps 9 and 10
+    return {"w_fc_proj": d_w_fc_proj, "b_fc_proj": d_b_fc_proj, "w_fc": d_w_fc, "b_fc": d_b_fc,
+            "ln2_gamma": n2["gamma"], "ln2_beta": n2["beta"], **a,
+            "ln1_gamma": n1["gamma"], "ln1_beta": n1["beta"], "x": n1["x"]}
+
+
+def gradients_train(x, ln1_gamma, ln1_beta, w_qkv, b_qkv, w_proj, b_proj, ln2_gamma,
+                    ln2_beta, w_fc, b_fc, w_fc_proj, b_fc_proj, v) -> Tensors:
+    """``J^T v`` for ``x`` and every parameter by the training form (module docstring)."""
+    check(SHAPES, x=x, ln1_gamma=ln1_gamma, ln1_beta=ln1_beta, w_qkv=w_qkv, b_qkv=b_qkv,
+          w_proj=w_proj, b_proj=b_proj, ln2_gamma=ln2_gamma, ln2_beta=ln2_beta, w_fc=w_fc,
+          b_fc=b_fc, w_fc_proj=w_fc_proj, b_fc_proj=b_fc_proj, v=v)
+    saved = forward_train(x, ln1_gamma, ln1_beta, w_qkv, b_qkv, w_proj, b_proj, ln2_gamma,
+                          ln2_beta, w_fc, b_fc, w_fc_proj, b_fc_proj)
+    del saved["y"]
+    return backward_train(v, ln1_gamma, w_qkv, w_proj, ln2_gamma, w_fc, w_fc_proj, saved)

@@ -54,6 +54,11 @@ the vocabulary. Hypothesis found such draws with every row of ``wte`` equal, whe
 product's was 2.8 (float16) to 76 (float64) times autograd's, and which kernel is worse
 changed with the number of threads. Taken in autograd's layout, the two round alike.
 
+The training form, ``gradients_train`` (``loss_and_gradients_train`` for a step): the same
+chain, only the parameters' gradients, each block by ``gpt_block``'s training form, the
+final layer norm by its closed form; every value is let go once the link that reads it has
+run, and the gradients can be written into the buffers of the step before (``into``).
+
 Hypothesis also found draws (every weight 0, one token embedding of 1e-3) where
 ``d_lnf_beta`` is 1e-6 summed from terms of 1e-3: one rounding of the softmax's row sum
 decides the last digits, on either side. ``handgrad.rounding`` is how the verdict judges
@@ -165,18 +170,91 @@ def gradients(idx, target, wte, wpe, lnf_gamma, lnf_beta, **layers) -> Tensors:
     return loss_and_gradients(idx, target, wte, wpe, lnf_gamma, lnf_beta, **layers)[1]
 
 
-def train(params: Tensors, idx, target, steps: int, average=None, **hyper
-          ) -> list[tuple[torch.Tensor, Tensors]]:
+def _run_train(idx, target, wte, wpe, lnf_gamma, lnf_beta, layers: Tensors
+               ) -> tuple[Tensors, list[Tensors]]:
+    """``_run``'s loss by the same operations, keeping only what ``_backward_train`` reads:
+    each block's ``forward_train`` values, the final layer norm's ``xhat, std`` and output,
+    the cross-entropy's ``shifted``."""
+    h, blocks = embedding.forward(idx, wte, wpe)["out"], []
+    for layer in range(layers["w_qkv"].shape[0]):
+        blocks.append(gpt_block.forward_train(h, **{k: t[layer] for k, t in layers.items()}))
+        h = blocks[-1].pop("y")
+    n = layer_norm.normalize(h, lnf_gamma, lnf_beta)
+    ce = cross_entropy.forward((n["y"] @ wte.T).flatten(0, 1), target.flatten())
+    return {"lnf_xhat": n["xhat"], "lnf_std": n["std"], "lnf": n["y"],
+            "shifted": ce["shifted"], "loss": ce["loss"]}, blocks
+
+
+def _backward_train(idx, target, wte, lnf_gamma, layers: Tensors, f: Tensors,
+                    blocks: list[Tensors], into: Tensors) -> Tensors:
+    """``backward``'s steps 1 to 6 for the parameters alone, ``f`` and ``blocks`` used up,
+    each gradient written into its buffer in ``into``."""
+    d_logits = cross_entropy_backward({"shifted": f.pop("shifted")}, target.flatten(),
+                                      through_row_max=True)["logits"]  # (B T, V)  step 1
+    lnf = f.pop("lnf")
+    torch.mm(d_logits.T, lnf.flatten(0, 1), out=into["wte"])  # (V, C)  step 2: the head
+    d_h = _through_head(d_logits.view(*lnf.shape[:2], -1), wte, lnf)  # (B, T, C)  step 2
+    del d_logits, lnf
+    n = layer_norm.normalize_backward_fused({"xhat": f.pop("lnf_xhat"),
+                                             "std": f.pop("lnf_std")}, lnf_gamma, d_h)
+    into["lnf_gamma"].copy_(n["gamma"])
+    into["lnf_beta"].copy_(n["beta"])
+    d_h = n["x"]  # (B, T, C)  step 3
+    for layer in reversed(range(len(blocks))):  # step 4
+        w = {k: t[layer] for k, t in layers.items()}
+        b = gpt_block.backward_train(d_h, w["ln1_gamma"], w["w_qkv"], w["w_proj"],
+                                     w["ln2_gamma"], w["w_fc"], w["w_fc_proj"], blocks.pop())
+        d_h = b.pop("x")
+        for k, g in b.items():
+            into[k][layer].copy_(g)
+        del b
+    e = embedding_backward(idx, wte, d_h)  # step 5
+    into["wpe"].copy_(e["wpe"])
+    torch.add(e["wte"], into["wte"], out=into["wte"])  # step 6: the lookup and the head
+    return into
+
+
+def loss_and_gradients_train(idx, target, wte, wpe, lnf_gamma, lnf_beta, into=None,
+                             **layers) -> tuple[torch.Tensor, Tensors]:
+    """The loss and the parameters' gradients by the training form (module docstring),
+    written into ``into`` (the dict a step before returned) where given."""
+    _checked(idx=idx, target=target, wte=wte, wpe=wpe, lnf_gamma=lnf_gamma,
+             lnf_beta=lnf_beta, **layers)
+    params = {"wte": wte, "wpe": wpe, **layers, "lnf_gamma": lnf_gamma, "lnf_beta": lnf_beta}
+    if into is None:
+        into = {k: torch.empty_like(p, memory_format=torch.contiguous_format)
+                for k, p in params.items()}
+    elif [(k, g.shape, g.dtype) for k, g in into.items()] != [
+            (k, p.shape, p.dtype) for k, p in params.items()]:
+        raise ValueError("into: expected a buffer like each parameter, in tiny_gpt's order "
+                         f"({', '.join(params)}), got {', '.join(into)}")
+    f, blocks = _run_train(idx, target, wte, wpe, lnf_gamma, lnf_beta, layers)
+    loss = f.pop("loss")
+    return loss, _backward_train(idx, target, wte, lnf_gamma, layers, f, blocks, into)
+
+
+def gradients_train(idx, target, wte, wpe, lnf_gamma, lnf_beta, **layers) -> Tensors:
+    """The loss's gradient for every parameter, by the training form (module docstring)."""
+    return loss_and_gradients_train(idx, target, wte, wpe, lnf_gamma, lnf_beta, **layers)[1]
+
+
+def train(params: Tensors, idx, target, steps: int, average=None, lean: bool = False,
+          **hyper) -> list[tuple[torch.Tensor, Tensors]]:
     """``steps`` steps of training on hand gradients alone: the loss and every parameter's
-    gradient by ``loss_and_gradients``, then ``adamw.adamw_step`` with ``hyper`` (its
+    gradient by ``loss_and_gradients`` (with ``lean``, by ``loss_and_gradients_train``,
+    into the buffers of the step before), then ``adamw.adamw_step`` with ``hyper`` (its
     keywords; torch.optim.AdamW's defaults for the rest). ``average(loss, grads)``, where
     given, replaces both by their averages over the processes of a data-parallel run
     before the step. Returns, step by step, the loss before the step and the parameters
     after it."""
-    state, history = None, []
+    state, history, into = None, [], None
     for _ in range(steps):
-        loss, grads = loss_and_gradients(idx, target, **params)
-        grads = {k: grads[k] for k in params}
+        if lean:
+            loss, into = loss_and_gradients_train(idx, target, into=into, **params)
+            grads = into
+        else:
+            loss, grads = loss_and_gradients(idx, target, **params)
+            grads = {k: grads[k] for k in params}
         if average is not None:
             loss, grads = average(loss, grads)
         params, state = adamw.adamw_step(params, grads, state, **hyper)

@@ -29,6 +29,7 @@ import torch
 
 from cases.tiny_gpt import CASE, data_parallel_run, gpt2_init, hand_run, torch_run
 from handgrad import compare
+from manual_grads import tiny_gpt
 from manual_grads.adamw import adamw_state, adamw_step
 
 TRAINED = [torch.float64, torch.float32, torch.bfloat16]
@@ -139,6 +140,29 @@ def test_twenty_adamw_steps(dtype):
     compare(f"tiny_gpt, 20 AdamW steps [{dtype}]", hand_run, torch_run, inputs).check()
     losses = hand_run(inputs)
     assert losses["loss at step 20"] < losses["loss at step 1"] - 0.5, "it should learn"
+
+
+@pytest.mark.parametrize("dtype", TRAINED[:2], ids=IDS[:2])
+def test_twenty_steps_on_the_training_form(dtype):
+    """The training of ``test_twenty_adamw_steps_at_small_sizes`` on the training form's
+    gradients (``gradients_train``, written into the buffers of the step before): as
+    accurate as autograd's after every step, by the verdict."""
+    inputs = gpt2_init("cpu", dtype, **CASE.small_dims)
+    compare(f"tiny_gpt's training form at small sizes, 20 AdamW steps [{dtype}]",
+            lambda x: hand_run(x, lean=True), torch_run, inputs).check()
+
+
+def test_training_form_writes_into_the_buffers_it_is_given():
+    """``into``: the step's gradients land in the buffers given, the same numbers as in
+    fresh ones; buffers unlike the parameters are refused, naming ``into``."""
+    inputs = gpt2_init("cpu", torch.float32)
+    _, fresh = tiny_gpt.loss_and_gradients_train(**inputs)
+    into = {k: torch.full_like(g, float("nan")) for k, g in fresh.items()}
+    _, got = tiny_gpt.loss_and_gradients_train(**inputs, into=into)
+    assert got is into
+    assert all(torch.equal(got[k], fresh[k]) for k in fresh)
+    with pytest.raises(ValueError, match=r"^into: expected a buffer like each parameter"):
+        tiny_gpt.loss_and_gradients_train(**inputs, into={**into, "wte": into["wpe"]})
 
 
 def test_torchs_adamw_cannot_step_in_float16():

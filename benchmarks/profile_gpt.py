@@ -1,0 +1,50 @@
+"""Where a GPT training step's time goes: ``torch.profiler``'s operators by self CPU time,
+for each form of ``gpt_context_forms`` at one context, one torch thread.
+
+    python -m benchmarks.profile_gpt                       # T = 256, autograd and train
+    python -m benchmarks.profile_gpt --forms compiled --t 1024 --rows 15
+
+Each form is made (and, compiled, compiled) first, called once more, then profiled over
+``--steps`` calls; the table gives each operator's share of the form's time.
+"""
+
+import argparse
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+from benchmarks import gpt_context_forms
+
+
+def top(form: str, t: int, steps: int, rows: int) -> list[str]:
+    call = gpt_context_forms.FORMS[form](gpt_context_forms.draw("cpu", t))
+    call()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            call()
+    events = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)
+    total = sum(e.self_cpu_time_total for e in events)
+    lines = [f"{form} at T={t}: {total / steps / 1e3:.1f} ms of operators a step",
+             f"{'operator':44} {'ms a step':>10} {'share':>7} {'calls':>6}"]
+    for e in events[:rows]:
+        lines.append(f"{e.key[:44]:44} {e.self_cpu_time_total / steps / 1e3:10.2f}"
+                     f" {e.self_cpu_time_total / total:7.1%} {e.count // steps:6}")
+    return lines
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.profile_gpt",
+                                     description=" ".join(__doc__.split("\n\n")[0].split()))
+    parser.add_argument("--forms", nargs="+", default=["autograd", "train"],
+                        choices=list(gpt_context_forms.FORMS))
+    parser.add_argument("--t", type=int, default=256, help="the context")
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--rows", type=int, default=12)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    for form in args.forms:
+        print("\n".join(top(form, args.t, args.steps, args.rows)), end="\n\n")
+
+
+if __name__ == "__main__":
+    main()
