@@ -16,7 +16,7 @@ reductions (a gradient averaged over an axis) passed. Over the square root of th
 autograd's error on the default draw is 1% of the gradient in bfloat16 and 0.1% in
 float16, and every generic mutant fails.
 
-And the generated shapes hold T to attention's ``T_MOST`` (its case says why) and
+And the generated shapes hold T and H to attention's ``T_MOST`` and ``H_MOST`` (its case says why) and
 ``tiny_gpt``'s L to ``L_MOST``, by ``Case.most``: a draw of many layers (L = 8192 fits the
 bound on the product of the sizes) repeats one block's work thousands of times, for
 minutes a draw, and nothing new is computed past a few.
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from cases.causal_self_attention import T_MOST
+from cases.causal_self_attention import H_MOST, T_MOST
 from handgrad import Case
 from manual_grads import gpt_block
 
@@ -70,5 +70,5 @@ CASE = GptCase(
     large={"H": 2, "D": 2, "C": 4, "B": 1024, "T": 4, "F": 8},  # 4096 tokens, narrow
     variants=("gradients_train",),  # x's and the parameters' only, lean (manual_grads)
     fan_in=FAN_IN,
-    most={"T": T_MOST},
+    most={"T": T_MOST, "H": H_MOST},
 )

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from cases.causal_self_attention import T_MOST
+from cases.causal_self_attention import H_MOST, T_MOST
 from cases.gpt_block import FAN_IN, L_MOST, GptCase
 from manual_grads import tiny_gpt
 
@@ -36,7 +36,7 @@ CASE = GptCase(
     large={"L": 2, "C": 8, "H": 2, "D": 4, "F": 16, "T": 8, "V": 32, "B": 512},
     variants=("gradients_train",),  # the parameters' only, lean (manual_grads)
     fan_in=FAN_IN,
-    most={"T": T_MOST, "L": L_MOST},
+    most={"T": T_MOST, "H": H_MOST, "L": L_MOST},
 )
 
 # Training: the hand side (manual_grads.tiny_gpt.train) against autograd and torch's AdamW,

@@ -8,7 +8,7 @@ one that starts to pass fails, and its line here goes), each with what was measu
 """
 
 import pytest
-from corpus import CASES, HAS_LEAST
+from corpus import CASES
 
 handgrad_cases = CASES
 
@@ -36,12 +36,6 @@ KNOWN = {
         "manual -3.2e-05 where the truth is 0 and autograd NaN: no allowance where autograd "
         "gave up"),
 }
-if not HAS_LEAST:  # Bessel's n - 1: batch norm refuses N = 1, which Case cannot yet exclude
-    KNOWN |= {f"test_{t}[karpathy_batch_norm-cpu-{d}]": "N = 1 drawn; Case has no least"
-              for t in ("every_size_one", "generated_shapes")
-              for d in ("float64", "float32", "bfloat16", "float16")}
-
-
 def pytest_collection_modifyitems(items):
     here = __file__.rpartition("/")[0]
     for item in items:
