@@ -16,10 +16,10 @@ reductions (a gradient averaged over an axis) passed. Over the square root of th
 autograd's error on the default draw is 1% of the gradient in bfloat16 and 0.1% in
 float16, and every generic mutant fails.
 
-And the generated shapes hold T and H to attention's ``T_MOST`` and ``H_MOST`` (its case says why) and
-``tiny_gpt``'s L to ``L_MOST``, by ``Case.most``: a draw of many layers (L = 8192 fits the
-bound on the product of the sizes) repeats one block's work thousands of times, for
-minutes a draw, and nothing new is computed past a few.
+And the generated shapes hold T and H to attention's ``T_MOST`` and ``H_MOST`` (its case
+says why) and ``tiny_gpt``'s L to ``L_MOST``, by ``Case.most``: a draw of many layers
+(L = 8192 fits the bound on the product of the sizes) repeats one block's work thousands of
+times, for minutes a draw, and nothing new is computed past a few.
 """
 
 import math
