@@ -5,6 +5,7 @@ end of this suite."""
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 import torch
@@ -18,6 +19,7 @@ VERDICT_CHECKS = (
     "test_non_finite_entries", "test_generated_shapes", "test_forward_mode_adjoint_identity",
     "test_hand_hessian", "test_training_steps", "test_generic_mutants_are_rejected")
 FAILS = "gradient(s) fail"
+ROOT = Path(__file__).parents[1]  # where cases/ lives: a clone's, not installed with handgrad
 
 # d_x times 1.01 in every backward form (and every hand Hessian block times 1.01), on a case
 # with a Hessian (square_mean) and on the layer norm whose d_x crashed forward mode.
@@ -49,12 +51,13 @@ settings.load_profile("planted")
 
 
 @pytest.mark.slow  # a minute: every check, each failing one taking its second looks
-def test_a_wrong_gradient_fails_every_check_in_one_process(pytester):
+def test_a_wrong_gradient_fails_every_check_in_one_process(pytester, monkeypatch):
     """Every generic check on a planted ``d_x * 1.01``, one pytest process: it ends with
     failures (exit 1, not a signal), and each verdict-based check fails with the verdict's
     message. One exception, where the mistake cannot show: a layer norm over one feature has
     ``d_x = 0`` exactly, and 1.01 times 0 is right."""
     pytester.makeconftest(PLANTED)
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
     result = pytester.runpytest_subprocess(
         "-p", "no:randomly", "-p", "no:cacheprovider", "--run-slow", "--junitxml=out.xml",
         "-k", "cpu and not float64 and not bfloat16 and not float16")
@@ -85,7 +88,7 @@ def test_verify_ends_on_a_wrong_gradient():
         "except Exception as error:\n"
         "    print('verify raised', type(error).__name__)\n")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=600)
+                          timeout=600, cwd=ROOT)
     assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
     assert "verify returned; passed: False" in done.stdout or "verify raised" in done.stdout
 
