@@ -283,12 +283,17 @@ class Measured:
                 continue
             t = self.truth[j.name]
 
-            def error(run: Mapping[str, object], name=j.name, t=t) -> float:
+            # A run that went NaN or inf where the truth is finite ranks last, not first:
+            # its finite entries alone would make it look the best of the runs.
+            def error(run: Mapping[str, object], name=j.name, t=t, of=largest) -> float:
                 m = run[name].to(torch.float64)
-                return largest((m - t).abs(), torch.isfinite(m) & torch.isfinite(t))
+                if (~torch.isfinite(m) & torch.isfinite(t)).any():
+                    return float("inf")
+                return of((m - t).abs(), torch.isfinite(m) & torch.isfinite(t))
+
             def mean(run: Mapping[str, object], name=j.name, t=t) -> float:
-                m = run[name].to(torch.float64)
-                return mean_error((m - t).abs(), torch.isfinite(m) & torch.isfinite(t))
+                return error(run, name, t, mean_error)
+
             how = (f"manual's median over {ROUNDINGS} runs with random rounding, against "
                    f"autograd's largest over {j.how.removeprefix('the largest over ') or 'these'}")
             by_max, by_mean = (judge_one(
