@@ -132,15 +132,30 @@ def plain(x) -> bool:
     """Whether ``x`` is not a tensor, or a dense tensor with storage of its own to compute
     on: not a ZeroTensor (forward mode's zero tangent), not sparse, not on the meta device."""
     return not isinstance(x, torch.Tensor) or (
-        x.layout == torch.strided and not x._is_zerotensor() and x.device.type != "meta")
+        x.layout == torch.strided and not x._is_zerotensor() and not x.is_meta)
+
+
+def _all_plain(x) -> bool:
+    """``plain`` over every leaf of nested tuples, lists and dicts (an operation's operands
+    and results are no deeper): a pass through Python for every operation, so no pytree."""
+    if isinstance(x, (tuple, list)):
+        return all(map(_all_plain, x))
+    if isinstance(x, dict):
+        return all(map(_all_plain, x.values()))
+    return plain(x)
 
 
 def _untouchable(args, kwargs, got=None) -> bool:
     """Whether an operation has an operand or a result that is not ``plain``."""
-    return not all(map(plain, tree_flatten((args, kwargs, got))[0]))
+    return not (_all_plain(args) and _all_plain(kwargs) and _all_plain(got))
 
 
 def _upcast(x):
+    """``x`` with every floating tensor in it, through tuples, lists and dicts, in float64."""
+    if isinstance(x, (tuple, list)):
+        return list(map(_upcast, x)) if isinstance(x, list) else tuple(map(_upcast, x))
+    if isinstance(x, dict):
+        return {k: _upcast(v) for k, v in x.items()}
     return x.to(F64) if isinstance(x, torch.Tensor) and x.is_floating_point() else x
 
 
@@ -168,7 +183,7 @@ class RandomRounding(TorchDispatchMode):
     def _exact(self, func, args, kwargs):
         """The operation again in float64, or None where it has no float64 kernel."""
         try:
-            return func(*tree_map(_upcast, args), **tree_map(_upcast, kwargs))
+            return func(*_upcast(args), **_upcast(kwargs))
         except (RuntimeError, TypeError):
             return None
 
@@ -178,13 +193,18 @@ class RandomRounding(TorchDispatchMode):
             return func(*args, **kwargs)
         got = None
         if func.overloadpacket.__name__ in REORDERED and all(
-                t.dtype == F64 for t in tree_flatten((args, kwargs))[0]
+                t.dtype == F64 for t in (*args, *kwargs.values())
                 if isinstance(t, torch.Tensor) and t.is_floating_point()):
             got = reordered(func, args, kwargs, self.generator)
         got = func(*args, **kwargs) if got is None else got
         if (func.is_view or func._schema.is_mutable
                 or func.overloadpacket.__name__ in EXACT or _untouchable((), {}, got)):
             return got
+        if isinstance(got, torch.Tensor):  # most operations: one result, no pytree
+            if not got.is_floating_point():
+                return got
+            return self._rounded(got, None if got.dtype == F64 else
+                                 self._exact(func, args, kwargs))
         leaves, spec = tree_flatten(got)
         floating = [t for t in leaves if isinstance(t, torch.Tensor) and t.is_floating_point()]
         if not floating:
@@ -199,15 +219,23 @@ class RandomRounding(TorchDispatchMode):
                                                                    strict=True)])
 
 
+# Float32's significand has 23 bits after the point; these dtypes keep 10 and 7 of them.
+DROPPED_BITS = {torch.float16: 13, torch.bfloat16: 16}
+
+
 def in_precision(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """Float32 ``x`` rounded to the nearest number of ``dtype``'s precision (its significand,
-    and its subnormals' spacing near 0), but with float32's range: nothing overflows."""
-    significand, exponent = torch.frexp(x)
-    bits = 1 - int(torch.tensor(torch.finfo(dtype).eps).log2())  # 11 for float16
-    wide = torch.ldexp(torch.round(torch.ldexp(significand, torch.full_like(exponent, bits))),
-                       exponent - bits)  # round() takes ties to even, as the hardware does
+    and its subnormals' spacing near 0), but with float32's range: nothing overflows.
+    On the bits: a float's magnitude is monotone in its pattern read as an integer, so
+    adding half the dropped bits' weight (one less, plus the last kept bit: ties to even, as
+    the hardware rounds) and clearing them rounds the significand; a carry moves the
+    exponent up, as rounding up to the next power of two does."""
+    drop = DROPPED_BITS[dtype]
+    bits = x.view(torch.int32)
+    bits = (bits + ((1 << (drop - 1)) - 1) + ((bits >> drop) & 1)) & ~((1 << drop) - 1)
     small = x.abs() < torch.finfo(dtype).smallest_normal
-    return torch.where(small, x.to(dtype).to(x.dtype), torch.where(x.isfinite(), wide, x))
+    return torch.where(small, x.to(dtype).to(x.dtype),
+                       torch.where(x.isfinite(), bits.view(torch.float32), x))
 
 
 class WideRange(TorchDispatchMode):

@@ -8,12 +8,13 @@ nearby input, so only re-rolling each rounding shows how far autograd can be off
 
 from fractions import Fraction
 
+import pytest
 import torch
 
 from cases import BY_NAME
 from handgrad.measure import ROUNDINGS, measure
 from handgrad.mutants import planted
-from handgrad.rounding import RandomRounding, reordered, stochastic_round
+from handgrad.rounding import RandomRounding, in_precision, reordered, stochastic_round
 
 F32, F64 = torch.float32, torch.float64
 aten = torch.ops.aten
@@ -32,6 +33,25 @@ def test_stochastic_rounding_picks_a_neighbour_as_often_as_it_is_near():
     share = (rounded == far).double().mean().item()
     expected = (near.item() - 1 / 3) / (near - far).item()
     assert abs(share - expected) < 0.02, (share, expected)  # 6 standard errors of 20000 draws
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["float16", "bfloat16"])
+def test_in_precision_rounds_as_the_dtype_does_and_past_its_range_keeps_going(dtype):
+    """Inside the dtype's range, ``in_precision`` is torch's own conversion (ties to even,
+    subnormals); past it, where the conversion gives inf, the value stays finite and off by
+    at most half the dtype's relative spacing."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(50000, generator=gen) * torch.logspace(-9, 38, 50000).flip(0)
+    halfway = x.to(dtype).to(F32) * (1 + torch.finfo(dtype).eps / 2)  # ties
+    x = torch.cat([x, halfway, torch.tensor([0.0, -0.0, torch.inf, -torch.inf])])
+    got, cast = in_precision(x, dtype), x.to(dtype).to(F32)
+    held = cast.isfinite() | ~x.isfinite()
+    assert torch.equal(got[held], cast[held])
+    beyond = x[~held].double()
+    assert (beyond.numel() > 100) == (dtype == torch.float16)  # bfloat16 has float32's range
+    assert got[~held].isfinite().all()
+    assert ((got[~held].double() - beyond).abs() <= beyond.abs() * torch.finfo(dtype).eps / 2
+            ).all()
 
 
 def test_random_rounding_keeps_exact_results_and_rerolls_the_rest():
