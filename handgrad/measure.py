@@ -229,7 +229,8 @@ class Measured:
         verdict = self._looks(label, manual, rerun)
         if verdict.passed or rerun is None or self.dtype == torch.float64:
             return verdict
-        return self._diagnosed(verdict, rerun)
+        return Verdict(verdict.label, verdict.judgements,
+                       lambda failed: self._diagnosed(failed, rerun))
 
     def _looks(self, label: str, manual: Mapping[str, object],
                rerun: Callable[[Tensors], Mapping[str, object]] | None) -> Verdict:

@@ -34,7 +34,7 @@ their sums reordered too, 18 to 95. On the cases' default draws the largest of 8
 0.63 to 4.0 times the largest over 8 nearby inputs.
 Operations that only select, move or negate (``EXACT``), views, and operations that write
 into their operands run as they are, in every dtype. So does any operation on or giving a
-tensor that is not a plain one (``plain``): forward mode (``torch.func.jvp``, and
+tensor that is not a plain one (``_all_plain``): forward mode (``torch.func.jvp``, and
 ``torch.func.hessian`` through it) carries a zero tangent as a ZeroTensor, which has no
 storage; computing on one from inside a dispatch mode takes the process down (torch 2.13,
 a segmentation fault), and a zero is exact anyway. A transform's own layers are undone
@@ -128,26 +128,23 @@ def reordered(func, args, kwargs, generator: torch.Generator):
     return first + torch.matmul(a[..., cut:], b[..., cut:, :])
 
 
-def plain(x) -> bool:
-    """Whether ``x`` is not a tensor, or a dense tensor with storage of its own to compute
-    on: not a ZeroTensor (forward mode's zero tangent), not sparse, not on the meta device."""
-    return not isinstance(x, torch.Tensor) or (
-        x.layout == torch.strided and not x._is_zerotensor() and not x.is_meta)
-
-
 def _all_plain(x) -> bool:
-    """``plain`` over every leaf of nested tuples, lists and dicts (an operation's operands
-    and results are no deeper): a pass through Python for every operation, so no pytree."""
-    if isinstance(x, (tuple, list)):
-        return all(map(_all_plain, x))
-    if isinstance(x, dict):
-        return all(map(_all_plain, x.values()))
-    return plain(x)
+    """Whether every tensor in nested tuples, lists and dicts (an operation's operands and
+    results are no deeper) is dense, with storage of its own to compute on: not a
+    ZeroTensor (forward mode's zero tangent), not sparse, not on the meta device. A pass
+    through Python for every operation, so no pytree."""
+    for leaf in x.values() if isinstance(x, dict) else x:
+        if isinstance(leaf, torch.Tensor):
+            if leaf.layout != torch.strided or leaf._is_zerotensor() or leaf.is_meta:
+                return False
+        elif isinstance(leaf, (tuple, list, dict)) and not _all_plain(leaf):
+            return False
+    return True
 
 
 def _untouchable(args, kwargs, got=None) -> bool:
-    """Whether an operation has an operand or a result that is not ``plain``."""
-    return not (_all_plain(args) and _all_plain(kwargs) and _all_plain(got))
+    """Whether an operation has an operand or a result that is not plain (``_all_plain``)."""
+    return not (_all_plain(args) and _all_plain(kwargs) and _all_plain((got,)))
 
 
 def _upcast(x):

@@ -68,8 +68,9 @@ practice (the gradient of a softmax's shift), whose scale is its own noise. A ba
 should not name such a step; the exact zero is the derivation.
 """
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import torch
 
@@ -180,6 +181,10 @@ class Verdict:
 
     label: str  # what was compared: case, device, dtype, form and draw
     judgements: tuple[Judgement, ...]
+    # Fills in each failure's ``diagnosis`` (``Measured.judge``), only when a failure is
+    # explained: it runs manual again, and a check that expects a failure never asks.
+    diagnose: Callable[["Verdict"], "Verdict"] | None = field(default=None, repr=False,
+                                                               compare=False)
 
     @property
     def passed(self) -> bool:
@@ -193,7 +198,14 @@ class Verdict:
     def worst_ratio(self) -> float:
         return max((j.ratio for j in self.judgements if not j.problem), default=0.0)
 
+    @cached_property
+    def diagnosed(self) -> "Verdict":
+        """This verdict, each failure with its ``diagnosis`` where one is to be had."""
+        return self if self.passed or self.diagnose is None else self.diagnose(self)
+
     def explain(self) -> str:
+        if self.diagnosed is not self:
+            return self.diagnosed.explain()
         failed = self.failures
         lines = [f"{self.label}: " + ("passes" if self.passed else
                                       f"{len(failed)} gradient(s) fail, the first "

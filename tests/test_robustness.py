@@ -93,23 +93,25 @@ def test_verify_ends_on_a_wrong_gradient():
     assert "verify returned; passed: False" in done.stdout or "verify raised" in done.stdout
 
 
-def _under_random_rounding(transform: str) -> str:
-    return ("import torch\n"
-            "from handgrad.rounding import RandomRounding\n"
-            "x = torch.linspace(-1, 1, 5, dtype=torch.float64)\n"
-            "f = lambda x: (x.sin() * 2 + x.detach()).pow(2).sum()\n"
-            "with RandomRounding(0):\n"
-            f"    print({transform})\n")
+FORWARD_MODE = ("torch.func.jvp(f, (x,), (torch.ones_like(x),))[1]",
+                "torch.func.hessian(f)(x).diagonal()")
 
 
 def test_random_rounding_around_torch_func_ends():
     """A dispatch mode that computes on what ``torch.func.jvp`` and ``torch.func.hessian``
-    hand it (their zero tangents are ZeroTensors): each run ends, with the right answer."""
-    for transform in ("torch.func.jvp(f, (x,), (torch.ones_like(x),))[1]",
-                      "torch.func.hessian(f)(x).diagonal()"):
-        done = subprocess.run([sys.executable, "-c", _under_random_rounding(transform)],
-                              capture_output=True, text=True, timeout=120)
-        assert done.returncode == 0, (transform, done.returncode, done.stderr[-2000:])
+    hand it (their zero tangents are ZeroTensors): one process runs both, and ends, with
+    each transform's answer printed on its way."""
+    script = ("import torch\n"
+              "from handgrad.rounding import RandomRounding\n"
+              "x = torch.linspace(-1, 1, 5, dtype=torch.float64)\n"
+              "f = lambda x: (x.sin() * 2 + x.detach()).pow(2).sum()\n"
+              "with RandomRounding(0):\n" +
+              "".join(f"    print('done:', {transform!r}, {transform})\n"
+                      for transform in FORWARD_MODE))
+    ran = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=120)
+    assert ran.returncode == 0, (ran.returncode, ran.stdout, ran.stderr[-2000:])
+    assert ran.stdout.count("done:") == len(FORWARD_MODE), ran.stdout
 
 
 def test_random_rounding_rounds_what_forward_mode_computes():
