@@ -54,10 +54,12 @@ class Case:
     chain-rule step on the way), and optionally ``hessians`` and the other backward forms
     named in ``variants``. ``output`` names the value that is differentiated; where it is
     not a scalar, ``grad_output`` names the input that plays ``v`` in
-    ``output.backward(v)``. A form named in ``full_precision_only`` is checked in float32
-    and float64 only (say why beside it). ``dims`` are the default sizes; ``large``
-    overrides the sizes of the large draw (by default the batch axis, ``dims``' first
-    symbol, at ``LARGE_BATCH`` or four times its default, whichever is more). ``most``
+    ``output.backward(v)``. A form named in ``full_precision_only`` runs every check in
+    half precision too, where a failure is excused (XFAIL) only if each failing gradient is
+    right in float64, less accurate than autograd (say why beside it). ``dims`` are the
+    default sizes; ``large`` overrides the sizes of the large draw (by default the batch
+    axis, ``dims``' first symbol, at ``LARGE_BATCH`` or four times its default, whichever
+    is more). ``most``
     caps a size symbol in the generated shapes, where a size costs more than its share of
     the product of sizes that bounds a draw (attention's ``(B, H, T, T)`` grows as T^2).
     ``least`` is the smallest size a symbol takes in every draw (1 where it names none):

@@ -18,62 +18,59 @@ from handgrad.report import LIMIT
 from handgrad.strategies import case_inputs
 
 
-def _all_pass(verdicts) -> int:
-    count = 0
-    for verdict in verdicts:
-        verdict.check()
-        count += 1
-    assert count, "the draw produced no inputs"
-    return count
+def _holds(case, draw: str, device, dtype, form: str = "gradients", steps: bool = False):
+    """Every verdict of one draw holds, or an opt-out covers what fails (``all_hold``)."""
+    opinions.all_hold(opinions.draw_verdicts(case, draw, device, dtype, form, steps), case,
+                      None if steps else form, dtype)
 
 
 def test_agrees_with_autograd(case, form, device, dtype):
     """Manual against autograd on the case's default draw, by the verdict."""
-    _all_pass(opinions.draw_verdicts(case, "default", device, dtype, form))
+    _holds(case, "default", device, dtype, form)
 
 
 def test_every_chain_rule_step(case, device, dtype):
     """The gradient at every intermediate value the backward names, not only the inputs':
     a wrong step is named even where a later step happens to hide it."""
-    _all_pass(opinions.draw_verdicts(case, "default", device, dtype, steps=True))
+    _holds(case, "default", device, dtype, steps=True)
 
 
 @pytest.mark.slow
 def test_large_sizes(case, form, device, dtype):
     """The batch axis at 4096 or more (``Case.large_dims``): a derivation wrong only above
     some size fails."""
-    _all_pass(opinions.draw_verdicts(case, "large", device, dtype, form))
+    _holds(case, "large", device, dtype, form)
 
 
 def test_every_size_one(case, form, device, dtype):
     """Every symbolic size 1 (or its ``least``): a batch of one, and every unit axis a
     squeeze could eat."""
-    _all_pass(opinions.draw_verdicts(case, "size one", device, dtype, form))
+    _holds(case, "size one", device, dtype, form)
 
 
 def test_equal_sizes(case, form, device, dtype):
     """Every size symbol at one common size: a gradient summed over the wrong one of two
     axes keeps its shape only where they are equal, and fails there."""
-    _all_pass(opinions.draw_verdicts(case, "equal sizes", device, dtype, form))
+    _holds(case, "equal sizes", device, dtype, form)
 
 
 def test_non_contiguous_layouts(case, form, device, dtype):
     """Each input, the grad_output too, contiguous, transposed in memory, strided with an
     offset or expanded (stride 0), independently of the others: a backward that reads
     storage as if contiguous, or one tensor with another's strides, fails."""
-    _all_pass(opinions.draw_verdicts(case, "layouts", device, dtype, form))
+    _holds(case, "layouts", device, dtype, form)
 
 
 def test_magnitudes(case, form, device, dtype):
     """Each input scaled by 1e-3 and by 1e3: a derivation that overflows or underflows where
     autograd does not fails."""
-    _all_pass(opinions.draw_verdicts(case, "magnitudes", device, dtype, form))
+    _holds(case, "magnitudes", device, dtype, form)
 
 
 def test_non_finite_entries(case, form, device, dtype):
     """NaN, then inf, in one input at a time: wherever autograd's gradient is non-finite the
     manual one is too, and every finite entry agrees by the verdict."""
-    _all_pass(opinions.draw_verdicts(case, "non-finite", device, dtype, form))
+    _holds(case, "non-finite", device, dtype, form)
 
 
 @settings(deadline=None)
@@ -82,7 +79,7 @@ def test_generated_shapes(case, form, device, dtype, data):
     """Sizes drawn across orders of magnitude and values across magnitudes, by hypothesis;
     a failure prints the example (and a blob that replays it)."""
     inputs = data.draw(case_inputs(case, device, dtype), label="inputs")
-    case.verdict(inputs, form, draw="generated draw").check()
+    opinions.all_hold([case.verdict(inputs, form, draw="generated draw")], case, form, dtype)
 
 
 def test_finite_differences(case, device):
@@ -183,7 +180,8 @@ def test_inputs_left_unchanged(case, device, dtype):
 def test_forward_matches_the_reference(function_case, device, dtype):
     """The op's output against its reference's by the verdict, on the default draw, every
     size 1, the layouts, the magnitudes and the non-finite entries."""
-    _all_pass(function_checks.forward_verdicts(function_case, device, dtype))
+    opinions.all_hold(function_checks.forward_verdicts(function_case, device, dtype),
+                      function_case)
 
 
 def test_double_backward(double_backward_case, device, dtype):

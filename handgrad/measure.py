@@ -49,7 +49,7 @@ from handgrad.mean_rule import mean_error
 from handgrad.nonfinite import largest
 from handgrad.rounding import RandomRounding, WideRange
 from handgrad.untouched import own_copy
-from handgrad.verdict import Judgement, Tensors, Verdict, judge, judge_one
+from handgrad.verdict import LESS_ACCURATE, Judgement, Tensors, Verdict, judge, judge_one
 
 SECOND_LOOKS = 8
 # Runs with random rounding, each side. Each costs a pass through Python per operation
@@ -325,7 +325,7 @@ class Measured:
         for j in verdict.judgements:
             if not j.passed and again is not None:
                 there = next(k for k in again.judgements if k.name == j.name)
-                note = (f"less accurate than autograd in {dtype} (right in float64)"
+                note = (f"{LESS_ACCURATE} in {dtype} (right in float64)"
                         if there.passed else "wrong: off in float64 too, by " +
                         (there.problem if there.problem else f"{_ratio(there)} autograd's "
                          f"own float64 rounding ({there.err_manual:.2e})"))

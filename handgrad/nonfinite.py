@@ -3,6 +3,8 @@ listed in ``handgrad.verdict``'s docstring, each with the draw that once failed)
 
 import torch
 
+OVERFLOWED = "non-finite where autograd's is finite"  # a problem's words for manual's overflow
+
 
 def largest(diff: torch.Tensor, mask: torch.Tensor) -> float:
     """The largest entry of ``diff`` where ``mask`` holds; 0 where it holds nowhere."""
@@ -37,8 +39,7 @@ def sorted_out(manual, autograd, m, a, t, error: float | None, overflowed, k: fl
     if overflowed is not None:  # autograd too went non-finite there, rounded another way
         edge |= overflowed.cpu()
     for where, text in ((autograd_nf & truth_nf & ~manual_nf, "finite where autograd's is not"),
-                        (manual_nf & ~autograd_nf & ~edge,
-                         "non-finite where autograd's is finite")):
+                        (manual_nf & ~autograd_nf & ~edge, OVERFLOWED)):
         if where.any():
             index = tuple(int(i) for i in where.nonzero()[0])
             return (f"manual is {text}: at index {index} manual {float(m[index])}, "

@@ -9,6 +9,7 @@ and repeats), times one magnitude per input from 1e-3 to 1e3. Integer inputs (in
 drawn over their range.
 """
 
+import functools
 import math
 
 import numpy as np
@@ -50,6 +51,15 @@ def sizes(draw, case: Case) -> dict[str, int]:
     return drawn
 
 
+@functools.lru_cache(maxsize=4096)
+def _array(shape: tuple[int, ...], high: int | None = None) -> st.SearchStrategy:
+    """Float values for ``shape``, or indices below ``high``: one strategy per shape, made
+    (and validated by hypothesis) once, not at every draw."""
+    if high is None:
+        return hnp.arrays(np.float64, shape, elements=VALUES)
+    return hnp.arrays(np.int64, shape, elements=st.integers(0, high - 1))
+
+
 @st.composite
 def case_inputs(draw, case: Case, device="cpu", dtype=torch.float64):
     """Every input of ``case``, on ``device`` in ``dtype`` (indices stay integer)."""
@@ -58,12 +68,10 @@ def case_inputs(draw, case: Case, device="cpu", dtype=torch.float64):
     for name in case.shapes:
         shape = case.shape(name, dims)
         if name in case.indices:
-            high = dims[case.indices[name]]
-            values = draw(hnp.arrays(np.int64, shape, elements=st.integers(0, high - 1)),
-                          label=name)
+            values = draw(_array(tuple(shape), dims[case.indices[name]]), label=name)
             inputs[name] = torch.from_numpy(values).to(device)
         else:
-            values = draw(hnp.arrays(np.float64, shape, elements=VALUES), label=name)
+            values = draw(_array(tuple(shape)), label=name)
             scale = draw(MAGNITUDES, label=f"{name} magnitude")
             inputs[name] = (torch.from_numpy(values) * scale).to(device, dtype)
     return inputs

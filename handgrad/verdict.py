@@ -75,7 +75,7 @@ from functools import cached_property
 import torch
 
 from handgrad.mean_rule import K_MEAN, applies, mean_error, mean_floor
-from handgrad.nonfinite import sorted_out
+from handgrad.nonfinite import OVERFLOWED, sorted_out
 
 Tensors = dict[str, torch.Tensor]
 
@@ -172,7 +172,20 @@ def _times(ratio: float) -> str:
 
 
 class VerdictError(AssertionError):
-    """A manual gradient failed the verdict; the message says which, where and by how much."""
+    """A manual gradient failed the verdict; the message says which, where and by how much,
+    and ``verdict`` is the verdict itself."""
+
+    def __init__(self, message: str, verdict: "Verdict | None" = None):
+        super().__init__(message)
+        self.verdict = verdict
+
+
+class Excused(AssertionError):
+    """Failures that an opt-out covers (``handgrad.opinions.excused``): the plugin reports
+    the test as XFAIL with this message, ``verify`` an excused row."""
+
+
+LESS_ACCURATE = "less accurate than autograd"  # the diagnosis of a failure right in float64
 
 
 @dataclass(frozen=True)
@@ -203,6 +216,20 @@ class Verdict:
         """This verdict, each failure with its ``diagnosis`` where one is to be had."""
         return self if self.passed or self.diagnose is None else self.diagnose(self)
 
+    @property
+    def only_less_accurate(self) -> bool:
+        """Whether it failed, and every failure is right in float64: less accurate than
+        autograd in its dtype, not wrong (the diagnosis, ``Measured.judge``)."""
+        return not self.passed and all(j.diagnosis.startswith(LESS_ACCURATE)
+                                       for j in self.diagnosed.failures)
+
+    @property
+    def only_out_of_range(self) -> bool:
+        """Whether it failed, and every failure is manual overflowing (NaN or inf where
+        autograd is finite) and right in float64: what a form needs float32's range for."""
+        return self.only_less_accurate and all(OVERFLOWED in (j.problem or "")
+                                               for j in self.failures)
+
     def explain(self) -> str:
         if self.diagnosed is not self:
             return self.diagnosed.explain()
@@ -217,7 +244,7 @@ class Verdict:
     def check(self) -> "Verdict":
         """Raise ``VerdictError`` with ``explain()`` if any gradient fails; else return self."""
         if not self.passed:
-            raise VerdictError(self.explain())
+            raise VerdictError(self.explain(), self.diagnosed)
         return self
 
 

@@ -7,7 +7,6 @@ import torch
 from cases import BY_NAME
 from cases.mlp_relu_mse import ARTICLE_DIMS, on_the_kink, reused_buffers
 from handgrad import measure, opinions
-from handgrad.opinions import forms_in
 from manual_grads.mlp_relu_mse import gradient_buffers, gradients_into
 
 MLP = BY_NAME["mlp_relu_mse"]
@@ -31,7 +30,7 @@ def test_gradients_into_returns_its_buffers_holding_the_gradients(device, dtype)
 def test_at_the_articles_sizes_every_form_agrees(device, dtype):
     """1000 samples of 784 features and 50 hidden units, as the article draws them."""
     inputs = MLP.inputs(device, dtype, **ARTICLE_DIMS)
-    for form in forms_in(MLP, dtype):
+    for form in MLP.forms:
         MLP.verdict(inputs, form, draw="the article's sizes").check()
 
 
