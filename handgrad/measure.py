@@ -256,11 +256,15 @@ class Measured:
             before = {j.name: (max(j.err_autograd, again[j.name]),
                                max(j.mean_autograd, means.get(j.name, 0.0)))
                       for j in first.judgements}
-            errors = {k: 0.0 for k in self.autograd} | {
-                j.name: before[j.name][0] for j in first.judgements if not j.problem}
-            verdict = judge(label, manual, self.autograd, self.truth, errors, looks, how,
-                            self.held, self.rounded_non_finite, self.wide_range,
-                            {k: m for k, (_, m) in before.items()})
+            # Only what failed is judged again: a look can only raise autograd's error, so
+            # what passed passes still (and keeps its first look's ratio).
+            again_judged = {j.name: judge_one(
+                j.name, manual[j.name], self.autograd[j.name], self.truth[j.name],
+                0.0 if j.problem else before[j.name][0], looks, how, self.held,
+                self.rounded_non_finite.get(j.name), self.wide_range.get(j.name),
+                before[j.name][1]) for j in verdict.failures if j.name in manual}
+            verdict = Verdict(label, tuple(again_judged.get(j.name, j)
+                                           for j in verdict.judgements))
             if verdict.passed or all(j.problem for j in verdict.failures):
                 return verdict
         if rerun is None or self.dtype == torch.float64:
