@@ -4,12 +4,11 @@ and what weaker checks let through that it does not."""
 import pytest
 import torch
 
-from cases import BY_NAME, CASES
+from cases import BY_NAME
 from cases.mlp_relu_mse import ARTICLE_DIMS
 from handgrad import measure
 from handgrad.measure import SECOND_LOOKS, Measured
 from handgrad.mutants import planted
-from handgrad.probes import detection_limit
 from handgrad.verdict import FLOOR_ULPS, K_FLOAT64, K, judge, ulp
 
 F32, F64 = torch.float32, torch.float64
@@ -193,14 +192,6 @@ def test_gradchecks_defaults_let_a_relative_1e3_through(case_name):
     wrt = [inputs[k].requires_grad_() for k in off.wrt]
     assert torch.autograd.gradcheck(off.function(inputs, "manual"), wrt)
     assert not off.verdict(inputs).passed
-
-
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-@pytest.mark.parametrize(("dtype_", "at_most"), [(F64, 1e-10), (F32, 1e-5)],
-                         ids=["float64", "float32"])
-def test_detection_limit(case, dtype_, at_most):
-    """A uniform relative error this small or larger is caught, for every case."""
-    assert detection_limit(case, dtype_) <= at_most
 
 
 def test_every_step_names_the_first_wrong_one_in_backward_order():
