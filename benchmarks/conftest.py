@@ -30,6 +30,12 @@ def pytest_addoption(parser):
                      help="where the ratio summary is written, relative to the rootdir")
 
 
+def pytest_xdist_auto_num_workers(config):
+    """No workers for the project's ``-n auto``: timings are taken in one process, each with
+    the machine to itself (pytest-benchmark turns itself off under xdist)."""
+    return 0
+
+
 def pytest_configure(config):
     torch.set_num_threads(config.getoption("threads"))
     if config.getoption("benchmark_disable", False):  # once each, as a test: see compiled

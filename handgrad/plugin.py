@@ -54,6 +54,8 @@ def pytest_configure(config):
     # torch.func's first use runs torch.jit.script inside torch itself (torch 2.13).
     config.addinivalue_line("filterwarnings",
                             "ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+    if hasattr(config, "workerinput"):  # an xdist worker: one per core, one thread each
+        torch.set_num_threads(1)  # (torch's default, a thread per core, oversubscribes)
 
 
 def pin_numerics() -> None:
