@@ -168,7 +168,7 @@ def gradients(x, ln1_gamma, ln1_beta, w_qkv, b_qkv, w_proj, b_proj, ln2_gamma, l
 
 # The training form: x's and the parameters' gradients, what the backward reads kept --------
 
-ATTENTION_SAVED = ("q", "k", "val", "row_max", "row_sum", "merged")
+ATTENTION_SAVED = ("q", "k", "val", "merged")
 
 
 def forward_train(x, ln1_gamma, ln1_beta, w_qkv, b_qkv, w_proj, b_proj, ln2_gamma, ln2_beta,
