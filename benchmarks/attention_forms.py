@@ -17,8 +17,8 @@ Each form takes the inputs and returns the call that is timed, forward and backw
   autograd's graph holds what it saved, ``masked``, ``exp(shifted)`` and ``p``.
 - ``compiled``: the same with the forward ``torch.compile``d (``benchmarks.compiled``).
 - ``manual``: ``gradients``, the hand backward from every value of the full forward.
-- ``recompute``: ``gradients_recompute``, which keeps ``q, k, val`` and two numbers a row
-  and recomputes ``p`` in the backward, a head and a block of sequences at a time.
+- ``recompute``: ``gradients_recompute``, which keeps ``q, k, val`` and recomputes the
+  softmax in the backward, a head and a block of sequences at a time.
 """
 
 from collections.abc import Callable

@@ -3,7 +3,7 @@ projection (the issue's item 5; not from the articles).
 
 Its output ``y`` is a ``(B, T, C)`` tensor, so it is checked with a ``grad_output`` ``v``
 as ``vector_backward`` is. ``gradients_recompute`` is the memory-lean backward that
-recomputes the softmax from saved row statistics, as fused kernels do.
+recomputes the softmax from ``q`` and ``k``, as fused kernels do.
 """
 
 import torch

@@ -68,6 +68,7 @@ CASE = GptCase(
     # for a layer norm over 2 features is all cancellation (see layer_norm).
     dims={"H": 2, "D": 4, "C": 8, "B": 2, "T": 5, "F": 32},
     large={"H": 2, "D": 2, "C": 4, "B": 1024, "T": 4, "F": 8},  # 4096 tokens, narrow
+    variants=("gradients_train",),  # x's and the parameters' only, lean (manual_grads)
     fan_in=FAN_IN,
     most={"T": T_MOST, "H": H_MOST},
 )

@@ -34,6 +34,7 @@ CASE = GptCase(
     # order, and these keep the weights, L C H D entries, and gradcheck's Jacobian small.
     dims={"L": 2, "C": 32, "H": 4, "D": 8, "F": 128, "T": 16, "V": 64, "B": 4},
     large={"L": 2, "C": 8, "H": 2, "D": 4, "F": 16, "T": 8, "V": 32, "B": 512},
+    variants=("gradients_train",),  # the parameters' only, lean (manual_grads)
     fan_in=FAN_IN,
     most={"T": T_MOST, "H": H_MOST, "L": L_MOST},
 )

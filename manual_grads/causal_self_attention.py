@@ -91,18 +91,25 @@ Closed form of the attention core, per head, with ``d_s`` the scores' gradient:
 The lean form. ``gradients`` keeps every ``(B, H, T, T)`` value of the forward for the
 backward (``scores, masked, shifted, e, p``), as autograd's graph keeps ``masked``, ``e``
 and ``p``: at T = 1024 and 8 heads each is 32 MiB a sequence in float32. But ``p`` follows
-from ``q`` and ``k`` and two numbers a row, ``row_max`` and ``row_sum``: fused attention
-kernels keep only those and compute ``p`` again in the backward. ``gradients_recompute``
-does that, one head of a few sequences at a time (of one, at T = 1024), as such a kernel
-works through blocks, so that no ``(B, H, T, T)`` tensor ever exists; a block's
-``(n, T, T)`` ones are freed before the next. It takes them through the same steps 3 to 7
-as ``gradients``. The recomputed ``p`` is ``forward_saved``'s bit for bit, the same
-operations on the same numbers. FlashAttention folds the two statistics into one
-log-sum-exp, ``lse = row_max + log(row_sum)``, and takes ``p = exp(masked - lse)``; but
-``lse`` is rounded at its own magnitude, that of the scores, and exp turns its last-place
-error into a relative one in ``p``, as ``exp(log_p)`` does. With ``b_qkv`` times 1000
-(scores in the thousands) the verdict rejects that form in bfloat16: 491 times
-autograd's error, and still 10 times with ``lse`` kept in float32.
+from ``q`` and ``k``: fused attention kernels keep those and compute ``p`` again in the
+backward. ``gradients_recompute`` does that, one head of a few sequences at a time (of one,
+at T = 1024), as such a kernel works through blocks, so that no ``(B, H, T, T)`` tensor
+ever exists; a block's ``(n, T, T)`` ones are freed before the next. It computes the whole
+softmax again, ``row_max`` and ``row_sum`` too, by the forward's own operations, and takes
+it through the same steps 3 to 7 as ``gradients``; where the scores round as they did in
+the forward (the same kernels on the same numbers), every value is the forward's bit for bit.
+
+It keeps no row statistic from the forward, for steps 4 and 5 hold only where ``row_sum``
+is the sum of the ``e`` beside it and ``row_max`` the largest entry of its ``masked``. With
+the forward's two and scores that round otherwise the second time, neither is: ``exp``
+turns the scores' last-place difference, an ulp at the scores' magnitude, into a relative
+one in ``e``, and a row can have no entry equal to ``row_max``, step 5's share of
+``d_row_max`` then being ``d_row_max / 0``. FlashAttention folds the two statistics into one
+log-sum-exp, ``lse = row_max + log(row_sum)``, and takes ``p = exp(masked - lse)``; ``lse``
+is rounded at its own magnitude, that of the scores, and exp turns its last-place error
+into a relative one in ``p`` too, as ``exp(log_p)`` does. With ``b_qkv`` times 1000
+(scores in the thousands) the verdict rejects that form in bfloat16: 491 times autograd's
+error, and still 10 times with ``lse`` kept in float32.
 """
 
 import torch
@@ -247,42 +254,41 @@ def _blocks(q):
 
 
 def forward_saved(x, w_qkv, b_qkv, w_proj, b_proj) -> Tensors:
-    """The forward keeping only what ``backward_recompute`` needs: ``q, k, val``, the
-    softmax's ``row_max`` and ``row_sum``, ``merged``, and ``y``. A head of a block of
-    sequences at a time: its ``(n, T, T)`` values are freed before the next block's."""
+    """The forward keeping only what ``backward_recompute`` needs: ``q, k, val``,
+    ``merged``, and ``y``. A head of a block of sequences at a time: its ``(n, T, T)``
+    values are freed before the next block's."""
     _inputs(x, w_qkv, b_qkv, w_proj, b_proj)
     _, q, k, val = _heads(x, w_qkv, b_qkv)
-    row_max, row_sum = (q.new_empty(*q.shape[:-1], 1) for _ in range(2))  # (B, H, T, 1)
     att, future = torch.empty_like(q), _future(q)  # (B, H, T, D), (T, T)
     for block in _blocks(q):
         masked = _scores(q[block], k[block]).masked_fill_(future, float("-inf"))  # (n, T, T)
-        row_max[block] = masked.amax(-1, keepdim=True)
-        e = masked.sub_(row_max[block]).exp_()  # shifted, then e, over masked
-        row_sum[block] = e.sum(-1, keepdim=True)
-        att[block] = e.div_(row_sum[block]) @ val[block]  # p @ val, p written over e
+        row_max = masked.amax(-1, keepdim=True)  # (n, T, 1)
+        e = masked.sub_(row_max).exp_()  # shifted, then e, over masked
+        att[block] = e.div_(e.sum(-1, keepdim=True)) @ val[block]  # p @ val, p over e
     merged = att.transpose(1, 2)
-    return {"q": q, "k": k, "val": val, "row_max": row_max, "row_sum": row_sum,
-            "merged": merged, "y": _project(merged, w_proj, b_proj)}
+    return {"q": q, "k": k, "val": val, "merged": merged,
+            "y": _project(merged, w_proj, b_proj)}
 
 
 def backward_recompute(d_y, x, w_qkv, w_proj, saved: Tensors) -> Tensors:
     """``backward``'s gradients of ``x`` and the weights, from ``forward_saved``'s values:
-    ``q, k, val, row_max, row_sum, merged``. Each head's ``masked``, ``e`` and ``p`` are
-    computed again by the forward's own operations (the same numbers, bit for bit), taken
-    through steps 3 to 7, and freed with their gradients before the next head's."""
-    q, k, val, row_max, row_sum, merged = _saved(
-        "q k val row_max row_sum merged", d_y, x, w_qkv, w_proj, saved)
+    ``q, k, val, merged``. Each head's softmax, ``masked`` to ``p`` with its ``row_max``
+    and ``row_sum``, is computed again by the forward's own operations, taken through
+    steps 3 to 7, and freed with its gradients before the next head's."""
+    q, k, val, merged = _saved("q k val merged", d_y, x, w_qkv, w_proj, saved)
     d_merged, d_w_proj, d_b_proj = _linear_backward(merged, w_proj, d_y)  # step 1
     d_att = d_merged.transpose(1, 2)  # (B, H, T, D)  step 2
     d_q, d_k, d_val = (torch.empty_like(q) for _ in range(3))  # (B, H, T, D)
     future = _future(q)
     for block in _blocks(q):
         masked = _scores(q[block], k[block]).masked_fill_(future, float("-inf"))  # (n, T, T)
-        e = (masked - row_max[block]).exp_()  # (n, T, T)
+        row_max = masked.amax(-1, keepdim=True)  # (n, T, 1)  this masked's, not the forward's
+        e = (masked - row_max).exp_()  # (n, T, T)
+        row_sum = e.sum(-1, keepdim=True)  # (n, T, 1)  this e's
         steps = _attention_backward(d_att[block], q[block], k[block], val[block], masked,
-                                    row_max[block], e, row_sum[block], e / row_sum[block])
+                                    row_max, e, row_sum, e / row_sum)
         d_q[block], d_k[block], d_val[block] = steps["q"], steps["k"], steps["val"]  # 3-7
-        del masked, e, steps
+        del masked, row_max, e, row_sum, steps
     d_qkv = _qkv(d_q, d_k, d_val)  # (B, T, 3, H, D)  step 8
     d_x, d_w_qkv, d_b_qkv = _linear_backward(x, w_qkv, d_qkv)  # step 9
     return {"w_proj": d_w_proj, "b_proj": d_b_proj, "x": d_x, "w_qkv": d_w_qkv,

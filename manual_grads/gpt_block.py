@@ -55,11 +55,13 @@ wrong link is named where it goes wrong, not at the inputs.
 
 Numerics. A layer norm's input gets three terms: the residual's gradient, ``d_xc`` and
 ``d_mean / C``. Autograd adds them in that order, and so does ``layer_norm.backward`` when
-it is given the first. Adding the last two first is exact in exact arithmetic too, but
-where they cancel (over a single feature they take each other out, ``d_xc`` being
-``d_xhat / sqrt(eps)``) it keeps bits that autograd's order loses: at ``C = 1`` the exact
-``d_x`` came out, 2.4e-4 away from autograd's, which the float64 verdict rejected (it
-measures autograd's rounding by how much it varies, and this loss does not vary).
+it is given the first; so does the closed form (``normalize_backward_fused``), which then
+takes ``(rest - <rest>) / std`` as its two terms, ``rest / std`` and minus its mean.
+Adding the last two first is exact in exact arithmetic too, but where they cancel (over a
+single feature they take each other out, ``d_xc`` being ``d_xhat / sqrt(eps)``) it keeps
+bits that autograd's order loses: at ``C = 1`` the exact ``d_x`` came out, 2.4e-4 away
+from autograd's, which the float64 verdict rejected (it measures autograd's rounding by
+how much it varies, and this loss does not vary).
 
 ``forward`` and ``backward`` are what ``tiny_gpt`` calls, once a layer.
 
@@ -68,7 +70,7 @@ gradients, for a training step rather than for teaching. ``forward_train`` keeps
 what the backward reads (no layer norm's ``mean``, ``xc`` or ``var``, no ``(B, H, T, T)``
 value: the attention's ``forward_saved``), and ``backward_train`` lets each value go once
 its link has run. Each link takes its lean form: the layer norms their closed form
-(``layer_norm.normalize_backward_fused``, the residual's gradient added after it), the
+(``layer_norm.normalize_backward_fused``, given the residual's gradient: see Numerics), the
 attention ``backward_recompute``, which computes ``p`` again a block at a time, and GELU
 in place (``gelu.values_kept`` and ``gelu.backward_x``: the same roundings as ``values``
 and ``backward``, fewer buffers).
@@ -168,7 +170,7 @@ def gradients(x, ln1_gamma, ln1_beta, w_qkv, b_qkv, w_proj, b_proj, ln2_gamma, l
 
 # The training form: x's and the parameters' gradients, what the backward reads kept --------
 
-ATTENTION_SAVED = ("q", "k", "val", "row_max", "row_sum", "merged")
+ATTENTION_SAVED = ("q", "k", "val", "merged")
 
 
 def forward_train(x, ln1_gamma, ln1_beta, w_qkv, b_qkv, w_proj, b_proj, ln2_gamma, ln2_beta,
@@ -190,11 +192,10 @@ def forward_train(x, ln1_gamma, ln1_beta, w_qkv, b_qkv, w_proj, b_proj, ln2_gamm
 
 def _norm_backward(saved: Tensors, prefix: str, gamma, d_out, d_other) -> Tensors:
     """A layer norm's closed-form backward, ``saved``'s values under ``prefix`` used up;
-    ``x`` gets ``d_other``, what its other use (the residual) passed back, added after."""
+    ``x`` gets ``d_other``, what its other use (the residual) passed back, added in
+    autograd's order (Numerics)."""
     f = {"xhat": saved.pop(f"{prefix}_xhat"), "std": saved.pop(f"{prefix}_std")}
-    n = layer_norm.normalize_backward_fused(f, gamma, d_out)
-    n["x"] = d_other + n["x"]
-    return n
+    return layer_norm.normalize_backward_fused(f, gamma, d_out, d_x=d_other)
 
 
 def backward_train(d_y, ln1_gamma, w_qkv, w_proj, ln2_gamma, w_fc, w_fc_proj, saved: Tensors

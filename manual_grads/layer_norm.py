@@ -128,14 +128,20 @@ def normalize_backward(f: Tensors, gamma, d_y, dim: int = -1, d_x=None) -> Tenso
             "xc": d_xc, "mean": d_mean, "x": d_x}
 
 
-def normalize_backward_fused(f: Tensors, gamma, d_y, dim: int = -1) -> Tensors:
-    """The closed form over axis ``dim``: ``d_x`` in one line, ``d_gamma``, ``d_beta``."""
+def normalize_backward_fused(f: Tensors, gamma, d_y, dim: int = -1, d_x=None) -> Tensors:
+    """The closed form over axis ``dim``: ``d_x`` in one line, ``d_gamma``, ``d_beta``.
+    ``d_x``, where given, is what ``x`` has from its other uses, added where autograd adds
+    it (``backward``): to ``rest / std``, which is ``d_xc``, before the mean is taken out."""
     dtype = f["xhat"].dtype
     wide = torch.promote_types(dtype, torch.float32)  # half precision: see Numerics
     xhat, std = f["xhat"].to(wide), f["std"].to(wide)
     d_xhat = d_y.to(wide) * gamma.to(wide)  # (N, C)  step 1
     rest = d_xhat - xhat * (d_xhat * xhat).mean(dim, keepdim=True)  # (N, C)  variance path
-    d_x = (rest - rest.mean(dim, keepdim=True)) / std  # (N, C)  mean path: the closed form
+    if d_x is None:
+        d_x = (rest - rest.mean(dim, keepdim=True)) / std  # (N, C)  mean path: the closed form
+    else:
+        d_xc = rest / std  # (N, C)  the closed form's two terms, apart
+        d_x = (d_x.to(wide) + d_xc) - d_xc.mean(dim, keepdim=True)  # (N, C)
     return {"x": d_x.to(dtype), "gamma": over_rows(d_y * f["xhat"]), "beta": over_rows(d_y)}
 
 
