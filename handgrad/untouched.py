@@ -21,8 +21,11 @@ def own_copy(t):
     """``t``'s values in storage of their own, with ``t``'s sizes, strides and storage offset
     (so a non-contiguous or stride-0 input stays one). As it is: a non-tensor, a meta tensor
     (nothing to write), one that requires grad (autograd refuses an in-place write into a leaf,
-    and a copy would cut the graph) and a ``torch.func`` transform's wrapper."""
+    and a copy would cut the graph), a ``torch.func`` transform's wrapper, and anything while
+    ``torch.compile`` traces (dynamo cannot trace the wrapper test, and a graph's inputs are
+    the caller's own)."""
     if (not isinstance(t, torch.Tensor) or t.requires_grad or t.device.type == "meta"
+            or torch.compiler.is_compiling()
             or torch._C._functorch.is_functorch_wrapped_tensor(t)):
         return t
     copy = torch.empty(0, dtype=t.dtype, device=t.device)
