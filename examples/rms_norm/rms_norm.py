@@ -17,6 +17,10 @@ Backward, bottom-up, for the upstream gradient ``g = dL/dy``:
 2. ``x_hat = x * rstd``, ``d rstd / d x_j = -rstd^3 x_j / D``: ``d_x = rstd * (d_x_hat -
    x_hat * mean(d_x_hat * x_hat))``, the mean per row.
 
+Step 2 runs in float32 at least, as a fused kernel accumulates: in float16 the products
+``d_x_hat * x_hat`` overflow on a row near zero (``rstd`` 1e3, ``g * weight`` 2e4) where
+``d_x`` itself does not, and autograd's order stays finite there.
+
 The backward recomputes ``rstd`` from the saved ``x`` rather than saving the forward's: the
 forward runs without autograd, so a saved ``rstd`` would carry no graph, and autograd
 through this backward (the double backward) would miss its dependence on ``x``.
@@ -49,5 +53,8 @@ class RMSNorm(torch.autograd.Function):
         x_hat = x * rstd  # (N, D)
         d_weight = (g * x_hat).sum(0)  # (D,)  step 1
         d_x_hat = g * weight  # (N, D)  step 1
-        d_x = rstd * (d_x_hat - x_hat * (d_x_hat * x_hat).mean(-1, keepdim=True))  # step 2
+        wide = torch.promote_types(x.dtype, torch.float32)  # step 2: float32 at least
+        rstd_, x_hat_, d_x_hat_ = (t.to(wide) for t in (rstd, x_hat, d_x_hat))
+        mean = (d_x_hat_ * x_hat_).mean(-1, keepdim=True)  # (N, 1)
+        d_x = (rstd_ * (d_x_hat_ - x_hat_ * mean)).to(x.dtype)  # (N, D)  step 2
         return d_x, d_weight
