@@ -2,19 +2,18 @@
 ``examples/rms_norm`` and on ops written here to be wrong one way each."""
 
 import importlib.util
-import re
 import shutil
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from test_plugin import QUICK, assert_passed
 
 from handgrad import FunctionCase, function_checks, opinions
 from handgrad.function import skip_reason
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "rms_norm"
-QUICK = ["-p", "no:randomly", "-p", "no:cacheprovider", "-k", "cpu and float32"]
 # The mistake .ci/run plants too: the backward reads grad_output's storage as if contiguous,
 # as a kernel handed only its data pointer does. gradcheck's grad_outputs are contiguous.
 MARKED = "g = grad_output  #"
@@ -46,12 +45,11 @@ def test_the_example_gets_every_check_and_passes(pytester):
     result = pytester.runpytest(*QUICK, "-v", "-ra")
     result.assert_outcomes(failed=0, errors=0, passed=13, skipped=4)
     out = result.stdout.str()
-    for check in ("agrees_with_autograd", "every_size_one", "equal_sizes",
-                  "non_contiguous_layouts", "magnitudes", "non_finite_entries",
-                  "generated_shapes", "training_steps", "inputs_left_unchanged",
-                  "generic_mutants_are_rejected", "forward_matches_the_reference",
-                  "double_backward", "deterministic"):
-        assert re.search(rf"test_{check}\[rms_norm-cpu-float32\] PASSED", out), check
+    assert_passed(out, "rms_norm-cpu-float32", (
+        "agrees_with_autograd", "every_size_one", "equal_sizes", "non_contiguous_layouts",
+        "magnitudes", "non_finite_entries", "generated_shapes", "training_steps",
+        "inputs_left_unchanged", "generic_mutants_are_rejected",
+        "forward_matches_the_reference", "double_backward", "deterministic"))
     assert "a function's backward names no chain-rule step" in out
 
 

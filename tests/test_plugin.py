@@ -15,6 +15,12 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "swish"
 QUICK = ["-p", "no:randomly", "-p", "no:cacheprovider", "-k", "cpu and float32"]
 
 
+def assert_passed(out: str, ident: str, checks) -> None:
+    """Each ``test_<check>[<ident>]`` is reported PASSED in pytest's ``-v`` output."""
+    for check in checks:
+        assert re.search(rf"test_{check}\[{ident}\] PASSED", out), check
+
+
 def project(pytester):
     for name in ("swish.py", "conftest.py"):
         shutil.copy(EXAMPLE / name, pytester.path / name)
@@ -27,11 +33,10 @@ def test_a_projects_own_case_gets_every_generic_check(pytester):
     result = pytester.runpytest(*QUICK, "-v", "-ra")
     result.assert_outcomes(failed=0, errors=0, passed=11, skipped=3)
     out = result.stdout.str()
-    for check in ("agrees_with_autograd", "every_chain_rule_step", "every_size_one",
-                  "equal_sizes", "non_contiguous_layouts", "magnitudes",
-                  "non_finite_entries", "generated_shapes", "training_steps",
-                  "generic_mutants_are_rejected", "inputs_left_unchanged"):
-        assert re.search(rf"conftest.py::test_{check}\[swish-cpu-float32\] PASSED", out), check
+    assert_passed(out, "swish-cpu-float32", (
+        "agrees_with_autograd", "every_chain_rule_step", "every_size_one", "equal_sizes",
+        "non_contiguous_layouts", "magnitudes", "non_finite_entries", "generated_shapes",
+        "training_steps", "generic_mutants_are_rejected", "inputs_left_unchanged"))
     # no printed examples, no library_op declared: each said so
     assert re.search(r"got empty parameter set for \(?'?example", out)
     assert re.search(r"got empty parameter set for \(?'?library_case", out)
