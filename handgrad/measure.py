@@ -49,7 +49,7 @@ from handgrad.mean_rule import mean_error
 from handgrad.nonfinite import largest
 from handgrad.rounding import RandomRounding, WideRange
 from handgrad.untouched import own_copy
-from handgrad.verdict import LESS_ACCURATE, Judgement, Tensors, Verdict, judge, judge_one
+from handgrad.verdict import GAVE_UP, LESS_ACCURATE, Judgement, Tensors, Verdict, judge, judge_one
 
 SECOND_LOOKS = 8
 # Runs with random rounding, each side. Each costs a pass through Python per operation
@@ -147,6 +147,7 @@ class Measured:
         self._rounded_max: dict[str, float] = {}
 
         self._wide_range: Tensors | None = None
+        self._wide_errors: dict[str, float] | None = None
         # Where some run under random rounding gave NaN or inf: a rounding can overflow there
         self.rounded_non_finite: dict[str, torch.Tensor] = {}
 
@@ -221,6 +222,25 @@ class Measured:
                     self._wide_range = self._autograd(cast(self._inputs, F32))
         return self._wide_range
 
+    def wide_errors(self) -> dict[str, float]:
+        """Where autograd gave up, the second look: autograd with float32's range
+        (``wide_range``), its largest error over ``SECOND_LOOKS`` inputs next to these, each
+        against its own truth. As elsewhere, moving the inputs undoes an exactness of
+        structure: on a constant column autograd's ``v - mean(v)`` is an exact 0, where a
+        right fused form's ``N v - sum(v)`` is a rounding off."""
+        if self._wide_errors is None:
+            looks = []
+            for i in range(SECOND_LOOKS):
+                moved = nearby(self._inputs, i)
+                with WideRange(self.dtype):
+                    got = self._autograd(cast(moved, F32))
+                truth = self._autograd(cast(moved, torch.float64))
+                looks.append({k: largest((g.double() - truth[k]).abs(),
+                                         g.isfinite() & truth[k].isfinite())
+                              for k, g in got.items()})
+            self._wide_errors = {k: max(look[k] for look in looks) for k in self.autograd}
+        return self._wide_errors
+
     def judge(self, label: str, manual: Mapping[str, object],
               rerun: Callable[[Tensors], Mapping[str, object]] | None = None) -> Verdict:
         """The verdict on ``manual``, autograd's error measured again before anything fails;
@@ -240,6 +260,14 @@ class Measured:
             self.rounded_errors()  # manual overflowed where autograd did not: could it have?
         first = judge(label, manual, self.autograd, self.truth, self.errors, held=self.held,
                       overflowed=self.rounded_non_finite, wide_range=self.wide_range)
+        if any(GAVE_UP in (j.problem or "") for j in first.failures):
+            wide = self.wide_errors()
+            first = Verdict(label, tuple(j if GAVE_UP not in (j.problem or "") else judge_one(
+                j.name, manual[j.name], self.autograd[j.name], self.truth[j.name],
+                None if self.errors is None else self.errors[j.name], held=self.held,
+                overflowed=self.rounded_non_finite.get(j.name),
+                wide_range=self.wide_range.get(j.name), wide_error=wide[j.name])
+                for j in first.judgements))
         if first.passed or all(j.problem for j in first.failures):
             return first
         verdict = first
