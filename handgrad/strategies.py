@@ -3,10 +3,9 @@
 Every size symbol is drawn log-uniformly (first an octave, then a size in it) up to what
 is left of ``MAX_ELEMENTS``, the product of all sizes, so a draw of 1 and a draw in the
 thousands are both common and no draw takes long; or it takes a size already drawn for
-another symbol, so that distinct symbols are often equal. Values come from hypothesis
-element by element (so it can shrink a failure to a few simple numbers, and tries 0, ties
-and repeats), times one magnitude per input from 1e-3 to 1e3. Integer inputs (indices) are
-drawn over their range.
+another symbol, so that distinct symbols are often equal. An input's values are one fill
+value and a few others at places of their own (``values``), times one magnitude per input
+from 1e-3 to 1e3; integer inputs (indices) likewise, over their range.
 """
 
 import functools
@@ -15,13 +14,19 @@ import math
 import numpy as np
 import torch
 from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 
 from handgrad.case import Case
 from handgrad.draws import MAX_ELEMENTS
 
 VALUES = st.floats(-4, 4, allow_nan=False, allow_subnormal=False, width=64)
 MAGNITUDES = st.sampled_from([1e-3, 1e-1, 1.0, 1e1, 1e3])
+BOOLEANS, ENTRIES, SEEDS = st.booleans(), st.integers(0, 2**16 - 1), st.integers(0, 2**32 - 1)
+
+
+@functools.cache
+def _integers(low: int, high: int) -> st.SearchStrategy:
+    """``st.integers``, made (and validated by hypothesis) once a range, not every draw."""
+    return st.integers(low, high)
 
 
 @st.composite
@@ -39,25 +44,49 @@ def sizes(draw, case: Case) -> dict[str, int]:
         kept = math.prod(case.smallest[s] for s in order[i + 1:])
         most = max(least, min(left // kept, case.most.get(symbol, left)))
         ties = sorted({n for n in drawn.values() if least <= n <= most})
-        if ties and draw(st.booleans(), label=f"{symbol} ties"):
+        if ties and draw(BOOLEANS, label=f"{symbol} ties"):
             size = draw(st.sampled_from(ties), label=symbol)
         else:
-            octave = draw(st.integers(least.bit_length() - 1, most.bit_length() - 1),
+            octave = draw(_integers(least.bit_length() - 1, most.bit_length() - 1),
                           label=f"{symbol} octave")
-            size = draw(st.integers(max(2**octave, least), min(2 ** (octave + 1) - 1, most)),
+            size = draw(_integers(max(2**octave, least), min(2 ** (octave + 1) - 1, most)),
                         label=symbol)
         drawn[symbol] = size
         left //= size
     return drawn
 
 
+def _floats(rng: np.random.Generator, count: int) -> np.ndarray:
+    return rng.uniform(-4, 4, count)
+
+
+@st.composite
+def values(draw, shape: tuple[int, ...], fill: st.SearchStrategy, others=_floats) -> np.ndarray:
+    """An array of ``shape``: one ``fill`` value, and about ``sqrt(n)`` entries (most of a
+    small array) of their own, drawn with their places from a seed. Constant rows, ties
+    and zeros are common, and a failure shrinks to a constant array of a simple value.
+    Four hypothesis choices an array: its own arrays make three an entry (go on, where,
+    what), which made drawing most of a generated-shape test's time."""
+    n = math.prod(shape)
+    mean = min(0.9 * n, max(10.0, math.sqrt(n)))  # as hypothesis's own arrays draw
+    u = draw(ENTRIES, label="entries") / 2**16  # a geometric count
+    count = min(n, int(math.log1p(-u) / math.log(mean / (mean + 1))))
+    rng = np.random.default_rng(draw(SEEDS, label="seed"))
+    array = np.full(n, draw(fill, label="fill"))
+    array[rng.choice(n, count, replace=False)] = others(rng, count)
+    return array.reshape(shape)
+
+
+def _ids(rng: np.random.Generator, count: int, high: int) -> np.ndarray:
+    return rng.integers(0, high, count)
+
+
 @functools.lru_cache(maxsize=4096)
 def _array(shape: tuple[int, ...], high: int | None = None) -> st.SearchStrategy:
-    """Float values for ``shape``, or indices below ``high``: one strategy per shape, made
-    (and validated by hypothesis) once, not at every draw."""
+    """``values`` for ``shape``, floats or ids below ``high``: made once a shape."""
     if high is None:
-        return hnp.arrays(np.float64, shape, elements=VALUES)
-    return hnp.arrays(np.int64, shape, elements=st.integers(0, high - 1))
+        return values(shape, VALUES)
+    return values(shape, _integers(0, high - 1), functools.partial(_ids, high=high))
 
 
 @st.composite
@@ -68,10 +97,10 @@ def case_inputs(draw, case: Case, device="cpu", dtype=torch.float64):
     for name in case.shapes:
         shape = case.shape(name, dims)
         if name in case.indices:
-            values = draw(_array(tuple(shape), dims[case.indices[name]]), label=name)
-            inputs[name] = torch.from_numpy(values).to(device)
+            ids = _array(tuple(shape), dims[case.indices[name]])
+            inputs[name] = torch.from_numpy(draw(ids, label=name)).to(device)
         else:
-            values = draw(_array(tuple(shape)), label=name)
+            drawn = draw(_array(tuple(shape)), label=name)
             scale = draw(MAGNITUDES, label=f"{name} magnitude")
-            inputs[name] = (torch.from_numpy(values) * scale).to(device, dtype)
+            inputs[name] = (torch.from_numpy(drawn) * scale).to(device, dtype)
     return inputs
