@@ -2,7 +2,7 @@
 walkthroughs, and the README's generated tables."""
 
 import re
-import subprocess
+import runpy
 import sys
 from pathlib import Path
 
@@ -71,12 +71,17 @@ def test_asking_for_cuda_without_a_gpu_fails_with_the_reason(capsys):
     assert "no CUDA device here" in capsys.readouterr().err
 
 
-def test_help_names_the_program_and_is_complete():
-    done = subprocess.run([sys.executable, "-m", "cases", "--help"], capture_output=True,
-                          text=True, check=True, cwd=README.parent)
-    assert done.stdout.startswith("usage: python -m cases")
-    assert "--update-readme README" in done.stdout
-    assert "cases: linear_xw, " in done.stdout
+def test_help_names_the_program_and_is_complete(monkeypatch, capsys):
+    """``python -m cases --help``, run as ``-m`` runs it (in this process: a fresh one
+    would spend 2 s importing torch)."""
+    monkeypatch.setattr(sys, "argv", ["cases", "--help"])
+    with pytest.raises(SystemExit) as done:
+        runpy.run_module("cases", run_name="__main__", alter_sys=True)
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: python -m cases")
+    assert "--update-readme README" in out
+    assert "cases: linear_xw, " in out
 
 
 def test_sgd_walkthrough_replays_the_articles_steps(capsys):

@@ -97,6 +97,7 @@ FORWARD_MODE = ("torch.func.jvp(f, (x,), (torch.ones_like(x),))[1]",
                 "torch.func.hessian(f)(x).diagonal()")
 
 
+@pytest.mark.slow  # a fresh interpreter, 4 s: most of it importing torch and torch._dynamo
 def test_random_rounding_around_torch_func_ends():
     """A dispatch mode that computes on what ``torch.func.jvp`` and ``torch.func.hessian``
     hand it (their zero tangents are ZeroTensors): one process runs both, and ends, with
