@@ -170,8 +170,9 @@ def test_case_declares_what_it_checks(case):
 
 def test_inputs_left_unchanged(case, device, dtype):
     """``forward`` and every backward form leave each input as they got it, bit for bit,
-    layout too, on every draw but the large one: a backward that clamps or cleans its
-    grad_output in place would hand autograd and the truth the inputs it spoiled."""
+    layout too: on the default draw, every size at its least, the layouts, and every input
+    extreme at once (``draws.extremes``). A backward that clamps or cleans its grad_output
+    in place would hand autograd and the truth the inputs it spoiled."""
     assert opinions.inputs_unchanged(case, device, dtype) >= 2 * len(opinions.UNCHANGED_DRAWS)
 
 

@@ -148,6 +148,21 @@ def non_finite(case: Case, device, dtype) -> Iterator[Draw]:
             yield f"{value} in {name}'s first entry", {**inputs, name: spoilt}
 
 
+def extremes(case: Case, device, dtype) -> Iterator[Draw]:
+    """Every floating input at once times 1e-3, then 1e3, then with NaN, then inf, in its
+    first entry: what a clamp or clean-up in place, of any input, acts on (four input sets
+    where ``magnitudes`` and ``non_finite`` take four an input)."""
+    inputs = case.inputs(device, dtype, seed=5, **case.small_dims)
+    names = floating(case, inputs)
+    for scale in MAGNITUDES:
+        yield f"every input times {scale:g}", {**inputs, **{k: inputs[k] * scale for k in names}}
+    for value in (float("nan"), float("inf")):
+        spoilt = {k: inputs[k].clone() for k in names}
+        for t in spoilt.values():
+            t.view(-1)[0] = value
+        yield f"{value} in every input's first entry", {**inputs, **spoilt}
+
+
 DRAWS = {"default": default, "large": large, "size one": size_one,
          "equal sizes": equal_sizes, "layouts": layouts, "magnitudes": magnitudes,
-         "non-finite": non_finite}
+         "non-finite": non_finite, "extremes": extremes}
