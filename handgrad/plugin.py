@@ -25,7 +25,6 @@ numbers.
 """
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -64,14 +63,10 @@ def pin_numerics() -> None:
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    if "torch._inductor.config" in sys.modules or not hasattr(
-            torch._C, "_set_deterministic_algorithms"):
-        torch.use_deterministic_algorithms(True)
-        return
-    # What torch.use_deterministic_algorithms does, without its import of torch._inductor
-    # (2 s in every process of a run): inductor, once imported, reads this variable.
-    os.environ["TORCHINDUCTOR_DETERMINISTIC"] = "1"
-    torch._C._set_deterministic_algorithms(True)
+    # This also imports torch._dynamo (1 s), here, before any test: left to torch, the first
+    # op under a dispatch mode imports it inside a test, and where that import once failed
+    # in a worker, every later one did too ("Only a single TORCH_LIBRARY ...", 30 tests).
+    torch.use_deterministic_algorithms(True)
 
 
 def pytest_plugin_registered(plugin):

@@ -102,13 +102,3 @@ def test_a_test_that_takes_a_case_with_none_declared_is_an_error(pytester):
     result.stdout.fnmatch_lines(["*takes a case, but no conftest.py above it declares*"])
     assert result.ret != 0
 
-
-@pytest.mark.slow
-def test_a_session_with_cases_is_deterministic_compiled_code_too():
-    """Once a conftest declares cases, torch runs deterministic algorithms, and inductor
-    (imported only now, 2 s: hence slow) compiles deterministically too, as
-    ``torch.use_deterministic_algorithms`` would have it."""
-    assert torch.are_deterministic_algorithms_enabled()
-    import torch._inductor.config as inductor
-
-    assert inductor.deterministic
