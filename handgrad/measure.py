@@ -41,6 +41,7 @@ backward), ``wide_range`` runs it again in float16's precision with float32's ra
 (``handgrad.rounding.WideRange``): how far rounding alone takes it there.
 """
 
+import functools
 from collections.abc import Callable, Mapping
 
 import torch
@@ -197,9 +198,10 @@ class Measured:
                                  for k, e in nearby_max.items()}
         return self._rounded_max, _largest(self._mean_looks)
 
-    @property
+    @functools.cached_property
     def gave_up(self) -> bool:
-        """Whether autograd is NaN or inf somewhere the truth is finite."""
+        """Whether autograd is NaN or inf somewhere the truth is finite (asked at every
+        judgement: once)."""
         return any((~torch.isfinite(a) & torch.isfinite(self.truth[k])).any()
                    for k, a in self.autograd.items())
 
