@@ -264,12 +264,9 @@ class Measured:
                       overflowed=self.rounded_non_finite, wide_range=self.wide_range)
         if any(GAVE_UP in (j.problem or "") for j in first.failures):
             wide = self.wide_errors()
-            first = Verdict(label, tuple(j if GAVE_UP not in (j.problem or "") else judge_one(
-                j.name, manual[j.name], self.autograd[j.name], self.truth[j.name],
-                None if self.errors is None else self.errors[j.name], held=self.held,
-                overflowed=self.rounded_non_finite.get(j.name),
-                wide_range=self.wide_range.get(j.name), wide_error=wide[j.name])
-                for j in first.judgements))
+            first = _replaced(first, {j.name: self._again(
+                j.name, manual, error=None if self.errors is None else self.errors[j.name],
+                wide_error=wide[j.name]) for j in first.failures if GAVE_UP in (j.problem or "")})
         if first.passed or all(j.problem for j in first.failures):
             return first
         verdict = first
@@ -288,18 +285,22 @@ class Measured:
                       for j in first.judgements}
             # Only what failed is judged again: a look can only raise autograd's error, so
             # what passed passes still (and keeps its first look's ratio).
-            again_judged = {j.name: judge_one(
-                j.name, manual[j.name], self.autograd[j.name], self.truth[j.name],
-                0.0 if j.problem else before[j.name][0], looks, how, self.held,
-                self.rounded_non_finite.get(j.name), self.wide_range.get(j.name),
-                before[j.name][1]) for j in verdict.failures if j.name in manual}
-            verdict = Verdict(label, tuple(again_judged.get(j.name, j)
-                                           for j in verdict.judgements))
+            verdict = _replaced(verdict, {j.name: self._again(
+                j.name, manual, error=0.0 if j.problem else before[j.name][0], looks=looks,
+                how=how, mean=before[j.name][1]) for j in verdict.failures if j.name in manual})
             if verdict.passed or all(j.problem for j in verdict.failures):
                 return verdict
         if rerun is None or self.dtype == torch.float64:
             return verdict
         return self._as_algorithms(label, verdict, rerun)
+
+    def _again(self, name: str, manual: Mapping[str, object], **looked) -> Judgement:
+        """``name`` of ``manual`` (or of one of its runs) judged once more with what a later
+        look measured (``looked``: autograd's error, mean error or error with float32's
+        range, and the looks taken)."""
+        return judge_one(name, manual[name], self.autograd[name], self.truth[name],
+                         held=self.held, overflowed=self.rounded_non_finite.get(name),
+                         wide_range=self.wide_range.get(name), **looked)
 
     def _as_algorithms(self, label: str, second: Verdict,
                        rerun: Callable[[Tensors], Mapping[str, object]]) -> Verdict:
@@ -331,10 +332,9 @@ class Measured:
 
             how = (f"manual's median over {ROUNDINGS} runs with random rounding, against "
                    f"autograd's largest over {j.how.removeprefix('the largest over ') or 'these'}")
-            by_max, by_mean = (judge_one(
-                j.name, sorted(runs, key=key)[middle][j.name], self.autograd[j.name], t,
-                j.err_autograd, j.looks, how, self.held, self.rounded_non_finite.get(j.name),
-                self.wide_range.get(j.name), j.mean_autograd) for key in (error, mean))
+            by_max, by_mean = (self._again(
+                j.name, sorted(runs, key=key)[middle], error=j.err_autograd, looks=j.looks,
+                how=how, mean=j.mean_autograd) for key in (error, mean))
             if by_max.problem or by_mean.problem:
                 judgements.append(by_max if by_max.problem else by_mean)
                 continue
@@ -365,6 +365,11 @@ class Measured:
                          f"own float64 rounding ({there.err_manual:.2e})"))
             judgements.append(j if j.passed else Judgement(**{**j.__dict__, "diagnosis": note}))
         return Verdict(verdict.label, tuple(judgements))
+
+
+def _replaced(verdict: Verdict, judged: Mapping[str, Judgement]) -> Verdict:
+    """``verdict`` with the judgements of the tensors in ``judged`` replaced."""
+    return Verdict(verdict.label, tuple(judged.get(j.name, j) for j in verdict.judgements))
 
 
 def _largest(looks: list[dict[str, float]]) -> dict[str, float]:
