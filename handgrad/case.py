@@ -55,13 +55,13 @@ class Case:
     named in ``variants``. ``output`` names the value that is differentiated; where it is
     not a scalar, ``grad_output`` names the input that plays ``v`` in
     ``output.backward(v)``. A form named in ``full_precision_only`` runs every check in
-    half precision too, where a failure is excused (XFAIL) only if each failing gradient is
-    right in float64, less accurate than autograd (say why beside it). ``dims`` are the
-    default sizes; ``large`` overrides the sizes of the large draw (by default the batch
-    axis, ``dims``' first symbol, at ``LARGE_BATCH`` or four times its default, whichever
-    is more). ``most``
-    caps a size symbol in the generated shapes, where a size costs more than its share of
-    the product of sizes that bounds a draw (attention's ``(B, H, T, T)`` grows as T^2).
+    half precision too, where a failure is excused (XFAIL) only if each failing gradient
+    overflows where autograd's does not and is right in float64 (say why beside it).
+    ``dims`` are the default sizes; ``large`` overrides the sizes of the large draw (by
+    default the batch axis, ``dims``' first symbol, at ``LARGE_BATCH`` or four times its
+    default, whichever is more). ``most`` caps a size symbol in the generated shapes, where
+    a size costs more than its share of the product of sizes that bounds a draw
+    (attention's ``(B, H, T, T)`` grows as T^2).
     ``least`` is the smallest size a symbol takes in every draw (1 where it names none):
     2 for a statistic over ``n - 1`` (Bessel's correction), undefined at ``n = 1``.
     ``examples`` are worked examples with the numbers their source prints;

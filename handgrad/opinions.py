@@ -52,8 +52,8 @@ def excuse(verdicts, case: Case, form: str | None = None, dtype=None) -> list[Ve
     """The verdicts, as a list; ``Excused`` instead where an opt-out covers every failure
     among them (``excused``)."""
     verdicts = list(verdicts)
-    bad = [v for v in verdicts if not v.passed]
-    if bad and excused(case, form, dtype, bad):
+    if excused(case, form, dtype, verdicts):
+        bad = [v for v in verdicts if not v.passed]
         raise Excused(f"{case.name}: {form} is declared full_precision_only; in "
                       f"{dtype_name(dtype)} {len(bad)} of {len(verdicts)} input sets fail, "
                       f"each overflowing where autograd does not, right in float64: "
@@ -95,8 +95,8 @@ def library_op_verdict(case: Case, device, dtype) -> Verdict:
                            "library_op")
 
 
-# The draws whose inputs a call might change: values past a clamp (magnitudes), NaN and inf
-# to clean (non-finite), every layout (a write through a strided or transposed view). The
+# The draws whose inputs a call might change: values past a clamp and NaN and inf to clean
+# (extremes, every input at once), every layout (a write through a strided or transposed view). The
 # layouts come last: an in-place write into a stride-0 view raises torch's own error.
 UNCHANGED_DRAWS = ("extremes", "default", "size one", "layouts")
 

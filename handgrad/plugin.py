@@ -193,8 +193,9 @@ def pytest_runtest_setup(item):
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_call(item):
     """A check whose failures an opt-out covers (``handgrad.verdict.Excused``: a form
-    declared ``full_precision_only``, less accurate than autograd in half precision, right in
-    float64) is reported XFAIL with the reason; a wrong gradient fails whatever is declared.
+    declared ``full_precision_only``, overflowing in half precision where autograd does not,
+    right in float64) is reported XFAIL with the reason; a wrong gradient fails whatever is
+    declared.
     torch's "not implemented for 'Half'" skips the test with the reason only where the
     reference lacks the op too: autograd of the case's forward (``Case.reference``) on its
     default inputs, in the test's device and dtype (float64 and the cpu where it takes

@@ -207,8 +207,8 @@ def limits_table(limits: Mapping[tuple[str, str, str], float]) -> str:
 def summary(report: Report) -> str:
     bad, excused = report.failures, [r for r in report.rows if r.excused]
     lines = [f"{len(report.rows) - len(bad)} of {len(report.rows)} checks hold"
-             + (f" ({len(excused)} excused by full_precision_only: less accurate than "
-                "autograd there, right in float64)" if excused else "")
+             + (f" ({len(excused)} excused by full_precision_only: overflowing where "
+                "autograd does not, right in float64)" if excused else "")
              + ("." if not bad else f"; {len(bad)} FAIL:")]
     lines += [f"\n{r.case} [{r.device}, {r.dtype}] {r.check}:\n{r.detail}" for r in bad]
     return "\n".join(lines)

@@ -101,4 +101,3 @@ def test_a_test_that_takes_a_case_with_none_declared_is_an_error(pytester):
     result = pytester.runpytest("-p", "no:randomly")
     result.stdout.fnmatch_lines(["*takes a case, but no conftest.py above it declares*"])
     assert result.ret != 0
-
