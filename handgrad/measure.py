@@ -347,7 +347,10 @@ class Measured:
                    rerun: Callable[[Tensors], Mapping[str, object]]) -> Verdict:
         """Each failure below float64 says whether manual is wrong or less accurate: a wrong
         gradient's error does not shrink with precision, a right one's does. Manual runs
-        again on the same inputs in float64 and is judged there by the float64 rule."""
+        again on the same inputs in float64: it is right there if it passes the float64
+        rule, or if its error shrank by at least ``shrunk`` (where autograd is exact by
+        structure, as through a max-shift's gradient, the float64 rule is ulps at the
+        result's scale, which a closed form that cancels at its terms' scale cannot meet)."""
         wide = cast(self._inputs, torch.float64)
         try:
             again = Measured(self._autograd, wide).judge(verdict.label, rerun(wide))
@@ -359,12 +362,32 @@ class Measured:
         for j in verdict.judgements:
             if not j.passed and again is not None:
                 there = next(k for k in again.judgements if k.name == j.name)
-                note = (f"{LESS_ACCURATE} in {dtype} (right in float64)"
-                        if there.passed else "wrong: off in float64 too, by " +
-                        (there.problem if there.problem else f"{_ratio(there)} autograd's "
-                         f"own float64 rounding ({there.err_manual:.2e})"))
+                note = _diagnosis(j, there, dtype, shrunk(self.dtype))
             judgements.append(j if j.passed else Judgement(**{**j.__dict__, "diagnosis": note}))
         return Verdict(verdict.label, tuple(judgements))
+
+
+def shrunk(dtype: torch.dtype) -> float:
+    """How much a rounding error shrinks, at least, from ``dtype`` to float64: the square
+    root of their epsilons' ratio (2^-14.5 from float32, 2^-22.5 from bfloat16), half the
+    way in orders of magnitude from "as rounding does" (the whole ratio) to "not at all"
+    (1, a mistake in the algebra)."""
+    return (torch.finfo(torch.float64).eps / torch.finfo(dtype).eps) ** 0.5
+
+
+def _diagnosis(low: Judgement, there: Judgement, dtype: str, shrink: float) -> str:
+    """Wrong or less accurate, from a failure in ``dtype`` (``low``) and the same manual
+    judged again in float64 (``there``)."""
+    if there.passed:
+        return f"{LESS_ACCURATE} in {dtype} (right in float64)"
+    if not there.problem and not low.problem and there.err_manual <= shrink * low.err_manual:
+        return (f"{LESS_ACCURATE} in {dtype} (right in float64: its error there, "
+                f"{there.err_manual:.2e}, is {low.err_manual / there.err_manual:.2g} times "
+                f"smaller, as a rounding error shrinks; a mistake would not)")
+    return "wrong: off in float64 too, by " + (
+        there.problem if there.problem else
+        f"{there.err_manual:.2e}, {_ratio(there)} autograd's own float64 rounding, an error "
+        f"that did not shrink with precision")
 
 
 def _replaced(verdict: Verdict, judged: Mapping[str, Judgement]) -> Verdict:

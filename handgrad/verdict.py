@@ -19,9 +19,9 @@ in another order lands within a small factor of autograd; a wrong one is off by 
 mistake, whatever the rounding. The largest ratio the suite measures is in the README.
 Beside it, the mean errors are held to the same ratio (``handgrad.mean_rule``): an error
 spread over every entry, under the worst entry's floor, does not hide in the mean. A
-failure below float64 says whether manual is wrong (off in float64 too) or less accurate
-than autograd in that dtype (right in float64): a wrong gradient's error does not shrink
-with precision, a right one's does (``handgrad.measure``).
+failure below float64 says whether manual is wrong (off in float64 too, by as much) or
+less accurate than autograd in that dtype: a wrong gradient's error does not shrink with
+precision, a right one's does (``handgrad.measure``).
 
 In float64 torch has no higher precision to take as the truth, so ``handgrad.measure``
 measures autograd's own rounding by a second difference over a step of two ulps, and

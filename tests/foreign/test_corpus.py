@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from corpus import CASES
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -61,3 +62,19 @@ def test_the_corpus_uses_no_autograd():
     algebra = [f for f in files if f.stem in {case.module.__name__ for case in CASES}]
     assert len(algebra) == len(CASES)
     assert [hit for f in algebra for hit in autograd_uses(f)] == []
+
+
+def test_a_right_closed_form_that_cancels_is_less_accurate_not_wrong():
+    """cs231n's ``probs - onehot`` on logits ``[0, -16.12]``: the target's ``p - 1`` cancels
+    at 1's scale, so float32 gives -5.96e-8 where the truth is -4.99e-8, while autograd,
+    through the row max's gradient, gets the other class's ``p`` exactly. Its float64
+    error, 4.7e-17, still fails the float64 rule (autograd is exact by structure), but it
+    is 2e8 times smaller than float32's: a rounding error, as the failure says."""
+    case = BY_NAME["ce_max_shift"]
+    draw = {"logits": torch.tensor([[0.0, -16.1207], [0.0, -19.0710]]),
+            "target": torch.tensor([0, 0])}
+    verdict = case.verdict(draw)
+    assert [j.name for j in verdict.failures] == ["logits"]
+    assert "less accurate than autograd in float32 (right in float64: its error there" in (
+        verdict.explain())
+    assert not case.verdict({**draw, "logits": draw["logits"].double()}).passed
