@@ -17,6 +17,8 @@ import pytest
 import torch
 from corpus import CASES
 
+from handgrad import measure
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from test_contracts import autograd_uses
 
@@ -78,3 +80,20 @@ def test_a_right_closed_form_that_cancels_is_less_accurate_not_wrong():
     assert "less accurate than autograd in float32 (right in float64: its error there" in (
         verdict.explain())
     assert not case.verdict({**draw, "logits": draw["logits"].double()}).passed
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["float32", "bfloat16"])
+def test_a_gradient_below_the_normal_range_is_judged_to_its_edge(dtype):
+    """llm.c's GELU at x = -10, dout 1e-3: its ``1 / cosh^2`` gives -2.8e-39, a float32
+    subnormal, where float64's ``1 - tanh^2`` and so the truth and autograd give 0; the
+    whole gradient lies below the smallest normal number, so it passes within that. One
+    as far off as the smallest normal number still fails."""
+    case = BY_NAME["llmc_gelu"]
+    draw = {"inp": torch.tensor([[-10.0]], dtype=dtype),
+            "dout": torch.tensor([[1e-3]], dtype=dtype)}
+    d_inp = case.manual(draw)["inp"]
+    assert 0 < -float(d_inp) < torch.finfo(dtype).smallest_normal
+    verdict = case.verdict(draw)
+    assert verdict.passed, verdict.explain()
+    off = {"inp": d_inp - torch.finfo(dtype).smallest_normal * 1.5}
+    assert not measure(case.reference, draw).judge("off", off).passed
