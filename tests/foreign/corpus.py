@@ -31,7 +31,11 @@ CASES = registry(
          closed_form="dhprebn = bngain bnvar_inv / n (n d - sum d - n/(n-1) bnraw sum d bnraw)",
          module=karpathy_batch_norm, output="hpreact", wrt=("hprebn", "bngain", "bnbias"),
          grad_output="dhpreact", dims={"N": 32, "C": 8},
-         least={"N": 2}),  # a statistic over n - 1 needs n >= 2
+         least={"N": 2},  # a statistic over n - 1 needs n >= 2
+         # As its notebook runs it, in float32: the fused line forms bngain * bnvar_inv
+         # (2000 * 316 on a constant column) and n * dhpreact, past float16's 65504 where
+         # autograd never does (test_corpus.py holds the reason to a draw).
+         full_precision_only=("gradients",)),
     Case(name="layer_norm_f32acc", source="a half-precision fused layer norm kernel (Apex)",
          formula="y = ((x - mu) rstd gamma + beta) in float32, rounded once",
          closed_form="dx = rstd / C (C g - sum g - xhat sum g xhat), g = dy gamma, float32",
@@ -41,7 +45,9 @@ CASES = registry(
          formula="y = x / sqrt(<x^2> + eps) weight",
          closed_form="dx = rstd (g - xhat <g xhat>) = g rstd - x rstd^3 <g x>",
          module=rms_norm, output="y", wrt=("x", "weight"), grad_output="dy",
-         dims={"N": 6, "C": 16}, variants=("gradients_cubed",)),
+         dims={"N": 6, "C": 16}, variants=("gradients_cubed",),
+         # rstd^3 is 1e9 where x^2 underflows float16 and rstd = 1/sqrt(eps) = 1000.
+         full_precision_only=("gradients_cubed",)),
     Case(name="ce_logsumexp", source=f"{LLMC} crossentropy_softmax_backward",
          formula="loss = mean(logsumexp(logits) - logits[target])",
          closed_form="dlogits = (exp(logits - lse) - onehot) / N",
@@ -86,5 +92,8 @@ CASES = registry(
          formula="out = addmm(b2, relu(addmm(b1, x, w1)), w2)",
          closed_form="dh = (dout w2^T) (h > 0); db = dh^T 1; dx = dh w1^T or folded",
          module=mlp_caffe, output="out", wrt=("x", "w1", "b1", "w2", "b2"), grad_output="dout",
-         dims={"N": 16, "D": 6, "H": 8, "O": 4}, variants=("gradients_folded",)),
+         dims={"N": 16, "D": 6, "H": 8, "O": 4}, variants=("gradients_folded",),
+         # w1 diag(m) w2, a product of weights that autograd never forms: 2e6 at weights
+         # of 1000, inf in float16 (Caffe runs in float32).
+         full_precision_only=("gradients_folded",)),
 )
