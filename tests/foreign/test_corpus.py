@@ -83,21 +83,22 @@ def test_a_right_closed_form_that_cancels_is_less_accurate_not_wrong():
     assert not case.verdict({**draw, "logits": draw["logits"].double()}).passed
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["float32", "bfloat16"])
-def test_a_gradient_below_the_normal_range_is_judged_to_its_edge(dtype):
-    """llm.c's GELU at x = -10, dout 1e-3: its ``1 / cosh^2`` gives -2.8e-39, a float32
-    subnormal, where float64's ``1 - tanh^2`` and so the truth and autograd give 0; the
-    whole gradient lies below the smallest normal number, so it passes within that. One
-    as far off as the smallest normal number still fails."""
-    case = BY_NAME["llmc_gelu"]
-    draw = {"inp": torch.tensor([[-10.0]], dtype=dtype),
-            "dout": torch.tensor([[1e-3]], dtype=dtype)}
-    d_inp = case.manual(draw)["inp"]
-    assert 0 < -float(d_inp) < torch.finfo(dtype).smallest_normal
-    verdict = case.verdict(draw)
+def test_a_gradient_below_the_normal_range_is_judged_to_its_edge():
+    """RMSNorm's cubed form in float32 at x = 1e-20, dy = 1e-25: ``dy x`` = 1e-45 rounds to
+    the smallest subnormal, 1.4e-45, and ``rstd`` = 1000 scales it to a ``d_weight`` of
+    1.4e-42 where the truth is 1.0e-42 and autograd, through ``xhat``, 1.0005e-42. The whole
+    gradient lies below the smallest normal number, so it passes within that; one as far
+    off as 1.5 times that number still fails."""
+    case, form = BY_NAME["rms_norm"], "gradients_cubed"
+    draw = {"x": torch.tensor([[1e-20]]), "weight": torch.ones(1), "dy": torch.tensor([[1e-25]])}
+    d_weight = case.manual(draw, form)["weight"]
+    assert float(d_weight) == pytest.approx(1.4e-42, rel=0.01)
+    verdict = case.verdict(draw, form)
     assert verdict.passed, verdict.explain()
-    off = {"inp": d_inp - torch.finfo(dtype).smallest_normal * 1.5}
-    assert not measure(case.reference, draw).judge("off", off).passed
+    right = case.manual(draw, form)
+    off = {**right, "weight": d_weight + torch.finfo(torch.float32).smallest_normal * 1.5}
+    assert [j.name for j in measure(case.reference, draw).judge("off", off).failures] == [
+        "weight"]
 
 
 def _overflowing(name: str):
@@ -130,3 +131,19 @@ def test_each_opt_out_holds_where_it_is_used(name):
         opinions.all_hold(verdicts, case, form, torch.float16)
     wide = {k: t.float() for k, t in draw.items()}
     assert case.verdict(wide, form).passed
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["float32", "bfloat16"])
+def test_a_truth_that_cancels_in_float64_allows_its_own_rounding(dtype):
+    """llm.c's GELU at x = -7.5, dout 1e-3: float64's ``1 - tanh^2`` is 0 (tanh rounds to -1),
+    so the truth and autograd give 0, where the exact gradient is -5.5e-20 and llm.c's
+    ``1 / cosh^2`` gets it. Under random rounding the float64 truth moves by 1.1e-17 there:
+    the hand gradient is within that, and one 1e-15 off is not."""
+    case = BY_NAME["llmc_gelu"]
+    draw = {"inp": torch.tensor([[-7.5]], dtype=dtype), "dout": torch.tensor([[1e-3]], dtype=dtype)}
+    d_inp = case.manual(draw)["inp"]
+    assert float(d_inp) == pytest.approx(-5.5e-20, rel=0.01)
+    assert float(measure(case.reference, draw).truth["inp"]) == 0.0
+    verdict = case.verdict(draw)
+    assert verdict.passed, verdict.explain()
+    assert not measure(case.reference, draw).judge("off", {"inp": d_inp - 1e-15}).passed
