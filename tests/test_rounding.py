@@ -116,6 +116,21 @@ def test_random_rounding_sums_float64_matmuls_in_other_orders():
         assert moved > 2, f"{name}: no run summed otherwise, only moved its result"
 
 
+def test_random_rounding_sums_float64_in_turn_as_a_gemv_does():
+    """Caffe's bias gradient sums 2048 rows of 1e-3 one after another (a gemv with a vector
+    of ones): 60 times further from the exact 2.048 than torch's blocked sum. Some runs under
+    random rounding take a sum so, and land where that kernel does."""
+    x = torch.full((2048,), 1e-3, dtype=F64)
+    in_turn, exact = float(x.cumsum(0)[-1]), float(2048 * Fraction(1e-3))
+    assert abs(in_turn - exact) > 10 * abs(float(x.sum()) - exact)
+    runs = []
+    for seed in range(8):
+        with RandomRounding(seed):
+            runs.append(float(x.sum()))
+    ulp = torch.finfo(F64).eps * exact
+    assert min(abs(r - in_turn) for r in runs) <= 2 * ulp, (runs, in_turn)
+
+
 def test_reordered_sums_keep_shape_and_value():
     """A sum over any of its forms' axes, taken in another order: the same shape, a value
     within the rounding of any order, and no other order where there is one term."""
@@ -153,15 +168,18 @@ def test_float64_spares_an_exact_gradient_that_autograd_rounds_far_from():
     """The hand d_lnf_beta is within a few ulps of the exact value (60 digits, mpmath:
     -1.1399272728173981e-06; 3 on this CPU); autograd's was 6.7e-19 off here, 8 times the
     largest rounding its second differences showed (how far depends on the CPU's order of
-    summing). The right answer passes, and one 1e-10 off still fails."""
+    summing). The right answer passes. One 1e-9 off (1.1e-15) fails; 1e-10 off (1.1e-16)
+    passes since sums are also taken one term after another (as a plain loop does): over
+    the 1309 classes, autograd's runs that sum so land 2.3e-17 from it, 6 times that past
+    1.1e-16."""
     inputs = gpt_draw(1309, {0: -0.0025, 1: 0.0010078125}, 0.003125, 117, F64)
     right, measured = GPT.manual(inputs), measure(GPT.reference, inputs)
     exact = -1.1399272728173981e-06
     assert abs(right["lnf_beta"].item() - exact) <= 4 * torch.finfo(F64).eps * abs(exact)
     verdict = measured.judge("exact", right)
     assert verdict.passed, verdict.explain()
-    wrong = {**right, "lnf_beta": right["lnf_beta"] * (1 + 1e-10)}
-    assert [j.name for j in measured.judge("1e-10 off", wrong).failures] == ["lnf_beta"]
+    wrong = {**right, "lnf_beta": right["lnf_beta"] * (1 + 1e-9)}
+    assert [j.name for j in measured.judge("1e-9 off", wrong).failures] == ["lnf_beta"]
 
 
 def test_float64_sums_are_measured_in_other_orders_too():

@@ -147,3 +147,19 @@ def test_a_truth_that_cancels_in_float64_allows_its_own_rounding(dtype):
     verdict = case.verdict(draw)
     assert verdict.passed, verdict.explain()
     assert not measure(case.reference, draw).judge("off", {"inp": d_inp - 1e-15}).passed
+
+
+def test_a_bias_gradient_summed_in_turn_passes_in_float64():
+    """Caffe's ``d_b2 = dout^T 1`` over 2048 rows of 1e-3 in float64: the gemv adds the rows
+    one after another and lands 1.1e-13 from the exact 2.048, 60 times further than
+    torch's blocked sum. Autograd's runs under random rounding take sums so too: it passes,
+    and a ``d_b2`` 1e-12 off still fails."""
+    case, f64 = BY_NAME["mlp_caffe"], torch.float64
+    draw = {"x": torch.zeros(2048, 1, dtype=f64), "w1": torch.zeros(1, 1, dtype=f64),
+            "b1": torch.zeros(1, dtype=f64), "w2": torch.zeros(1, 1, dtype=f64),
+            "b2": torch.zeros(1, dtype=f64), "dout": torch.full((2048, 1), 1e-3, dtype=f64)}
+    verdict = case.verdict(draw)
+    assert verdict.passed, verdict.explain()
+    right = case.manual(draw)
+    off = {**right, "b2": right["b2"] + 1e-12}
+    assert [j.name for j in measure(case.reference, draw).judge("off", off).failures] == ["b2"]
