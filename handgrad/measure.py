@@ -54,11 +54,12 @@ from collections.abc import Callable, Mapping
 
 import torch
 
+from handgrad.diagnosis import diagnosis
 from handgrad.mean_rule import mean_error
 from handgrad.nonfinite import largest
 from handgrad.rounding import RandomRounding, WideRange
 from handgrad.untouched import own_copy
-from handgrad.verdict import GAVE_UP, LESS_ACCURATE, Judgement, Tensors, Verdict, judge, judge_one
+from handgrad.verdict import GAVE_UP, Judgement, Tensors, Verdict, judge, judge_one
 
 SECOND_LOOKS = 8
 # Runs with random rounding, each side. Each costs a pass through Python per operation
@@ -381,46 +382,20 @@ class Measured:
         """Each failure below float64 says whether manual is wrong or less accurate: a wrong
         gradient's error does not shrink with precision, a right one's does. Manual runs
         again on the same inputs in float64: it is right there if it passes the float64
-        rule, or if its error shrank by at least ``shrunk`` (where autograd is exact by
-        structure, as through a max-shift's gradient, the float64 rule is ulps at the
-        result's scale, which a closed form that cancels at its terms' scale cannot meet)."""
+        rule, or if its error shrank as a rounding error does (``handgrad.diagnosis``)."""
         wide = cast(self._inputs, torch.float64)
         try:
             again = Measured(self._autograd, wide).judge(verdict.label, rerun(wide))
         except (RuntimeError, TypeError, ValueError, NotImplementedError) as error:
             first = str(error).splitlines()[0] if str(error) else type(error).__name__
             again, note = None, f"not run again in float64 ({first})"
-        dtype = str(self.dtype).removeprefix("torch.")
         judgements = []
         for j in verdict.judgements:
             if not j.passed and again is not None:
                 there = next(k for k in again.judgements if k.name == j.name)
-                note = _diagnosis(j, there, dtype, shrunk(self.dtype))
+                note = diagnosis(j, there, self.dtype)
             judgements.append(j if j.passed else Judgement(**{**j.__dict__, "diagnosis": note}))
         return Verdict(verdict.label, tuple(judgements))
-
-
-def shrunk(dtype: torch.dtype) -> float:
-    """How much a rounding error shrinks, at least, from ``dtype`` to float64: the square
-    root of their epsilons' ratio (2^-14.5 from float32, 2^-22.5 from bfloat16), half the
-    way in orders of magnitude from "as rounding does" (the whole ratio) to "not at all"
-    (1, a mistake in the algebra)."""
-    return (torch.finfo(torch.float64).eps / torch.finfo(dtype).eps) ** 0.5
-
-
-def _diagnosis(low: Judgement, there: Judgement, dtype: str, shrink: float) -> str:
-    """Wrong or less accurate, from a failure in ``dtype`` (``low``) and the same manual
-    judged again in float64 (``there``)."""
-    if there.passed:
-        return f"{LESS_ACCURATE} in {dtype} (right in float64)"
-    if not there.problem and not low.problem and there.err_manual <= shrink * low.err_manual:
-        return (f"{LESS_ACCURATE} in {dtype} (right in float64: its error there, "
-                f"{there.err_manual:.2e}, is {low.err_manual / there.err_manual:.2g} times "
-                f"smaller, as a rounding error shrinks; a mistake would not)")
-    return "wrong: off in float64 too, by " + (
-        there.problem if there.problem else
-        f"{there.err_manual:.2e}, {_ratio(there)} autograd's own float64 rounding, an error "
-        f"that did not shrink with precision")
 
 
 def _replaced(verdict: Verdict, judged: Mapping[str, Judgement]) -> Verdict:
@@ -431,10 +406,6 @@ def _replaced(verdict: Verdict, judged: Mapping[str, Judgement]) -> Verdict:
 def _largest(looks: list[dict[str, float]]) -> dict[str, float]:
     """The largest of each tensor's mean error over ``looks``."""
     return {k: max(look[k] for look in looks) for k in looks[0]} if looks else {}
-
-
-def _ratio(j: Judgement) -> str:
-    return f"{j.ratio:.3g}x"
 
 
 def measure(autograd: Callable[[Tensors], Tensors], inputs: Tensors,

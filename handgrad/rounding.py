@@ -26,15 +26,15 @@ so it can overstate the rounding a little. Nor does it reach inside a kernel, wh
 of a long sum's rounding is: a matmul of equal terms rounds alike at every nearby input,
 and its error depends on the order the kernel blocks it in, which another CPU chooses
 otherwise. So float64 matmuls and sums (``REORDERED``) are also taken in another order
-(``reordered``), a sum half the time one term after another, as a plain loop or a BLAS
-gemv takes it (Caffe's bias gradient, ``dout^T 1`` over 2048 rows of 1e-3, came out 60
-times further from the exact sum than autograd's blocked one). In a float64 attention
-whose weights were all equal, hand and autograd took the same 256-term sums in
-differently blocked kernels, and their ``d_x`` came out 93
-and 34 ulps from the exact value. Autograd's second differences showed 19 ulps; its 8
-runs that moved each result by an ulp came out 23 to 44 from the exact value, and with
-their sums reordered too, 18 to 95. On the cases' default draws the largest of 8 runs is
-0.75 to 3.5 times the largest over 8 nearby inputs (55 tensors).
+(``reordered``), a sum half the time one term after another, as a plain loop or a BLAS gemv
+takes it (Caffe's bias gradient, ``dout^T 1`` over 2048 rows of 1e-3, came out 60 times
+further from the exact sum than autograd's blocked one). In a float64 attention whose
+weights were all equal, hand and autograd took the same 256-term sums in differently
+blocked kernels, and their ``d_x`` came out 93 and 34 ulps from the exact value. Autograd's
+second differences showed 19 ulps; its 8 runs that moved each result by an ulp came out 23
+to 44 from the exact value, and with their sums reordered too, 18 to 95. On the cases'
+default draws the largest of 8 runs is 0.75 to 3.5 times the largest over 8 nearby inputs
+(55 tensors).
 Operations that only select, move or negate (``EXACT``), views, and operations that write
 into their operands run as they are, in every dtype. So does any operation on or giving a
 tensor that is not a plain one (``_all_plain``): forward mode (``torch.func.jvp``, and

@@ -49,10 +49,10 @@ scaled up by ``rstd`` after) its result is off by up to its own size, where auto
 rounding in another order, may not be. In float32 and bfloat16 that is below 1.2e-38, far
 under any gradient that trains, so a gradient wholly there (the truth's largest entry) is
 judged only to the normal range's edge: both floors are 1.2e-38. Hypothesis found three:
-RMSNorm's ``x rstd^3`` form, its ``d_weight`` 35 % off at 2e-42; llm.c's layer norm, 4.7e-43
-off where autograd is 3.4e-43 off; Caffe's folded ``d_x``, 7.8e-45 off. Not
-float16, whose normal numbers stop at 6.1e-5, among real gradients (float16 training
-scales its loss for them): there a form must keep its digits, and one whose intermediate
+RMSNorm's ``x rstd^3`` form, its ``d_weight`` 35 % off at 2e-42; llm.c's layer norm,
+4.7e-43 off where autograd is 3.4e-43 off; Caffe's folded ``d_x``, 7.8e-45 off. Not
+float16, whose normal numbers stop at 6.1e-5, among real gradients (float16 training scales
+its loss for them): there a form must keep its digits, and one whose intermediate
 underflows is less accurate than autograd, as the verdict says.
 
 Non-finite entries: wherever autograd's gradient is NaN or inf, manual's is too (either),
