@@ -8,10 +8,11 @@ autograd's in every dtype; ``verify`` runs every check on a case and returns a `
 
 from handgrad.case import DTYPES, Case, Example, registry
 from handgrad.function import FunctionCase
+from handgrad.judgement import Judgement, Verdict, VerdictError
 from handgrad.measure import compare, measure
 from handgrad.report import Report, verify
 from handgrad.shapes import check
-from handgrad.verdict import Judgement, Verdict, VerdictError, judge
+from handgrad.verdict import judge
 
 __all__ = [
     "DTYPES",

@@ -8,9 +8,10 @@ from types import ModuleType
 
 import torch
 
+from handgrad.judgement import Verdict
 from handgrad.measure import cast, compare
 from handgrad.untouched import own_copy
-from handgrad.verdict import Tensors, Verdict
+from handgrad.verdict import Tensors
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32,
           "bfloat16": torch.bfloat16, "float16": torch.float16}

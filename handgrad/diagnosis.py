@@ -10,7 +10,7 @@ terms' scale cannot meet, and its error still shrinks from float32's 9.7e-9 to 4
 
 import torch
 
-from handgrad.verdict import LESS_ACCURATE, Judgement
+from handgrad.judgement import LESS_ACCURATE, Judgement
 
 
 def shrunk(dtype: torch.dtype) -> float:

@@ -31,9 +31,10 @@ from handgrad import probes
 from handgrad.case import dtype_name
 from handgrad.draws import DRAWS
 from handgrad.function import GRAD_OUTPUT, OUTPUT, FunctionCase, own, vjp
+from handgrad.judgement import Verdict
 from handgrad.measure import compare, measure
 from handgrad.opinions import forward_matches
-from handgrad.verdict import Tensors, Verdict
+from handgrad.verdict import Tensors
 
 FORWARD_DRAWS = ("default", "size one", "layouts", "magnitudes", "non-finite")
 

@@ -55,11 +55,12 @@ from collections.abc import Callable, Mapping
 import torch
 
 from handgrad.diagnosis import diagnosis
+from handgrad.judgement import GAVE_UP, Judgement, Verdict
 from handgrad.mean_rule import mean_error
 from handgrad.nonfinite import largest
 from handgrad.rounding import RandomRounding, WideRange
 from handgrad.untouched import own_copy
-from handgrad.verdict import GAVE_UP, Judgement, Tensors, Verdict, judge, judge_one
+from handgrad.verdict import Tensors, judge, judge_one
 
 SECOND_LOOKS = 8
 # Runs with random rounding, each side. Each costs a pass through Python per operation

@@ -24,9 +24,10 @@ import torch
 
 from handgrad.case import Case, dtype_name
 from handgrad.draws import DRAWS
+from handgrad.judgement import Excused, Verdict
 from handgrad.measure import compare
 from handgrad.untouched import changes, records
-from handgrad.verdict import Excused, Tensors, Verdict
+from handgrad.verdict import Tensors
 
 F64 = torch.float64
 HALF = (torch.bfloat16, torch.float16)

@@ -32,7 +32,7 @@ import torch
 
 from handgrad import function
 from handgrad.case import DTYPES
-from handgrad.verdict import Excused
+from handgrad.judgement import Excused
 
 CUDA_MISSING = "CUDA: no GPU on this machine"
 
@@ -192,7 +192,7 @@ def pytest_runtest_setup(item):
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_call(item):
-    """A check whose failures an opt-out covers (``handgrad.verdict.Excused``: a form
+    """A check whose failures an opt-out covers (``handgrad.judgement.Excused``: a form
     declared ``full_precision_only``, overflowing in half precision where autograd does not,
     right in float64) is reported XFAIL with the reason; a wrong gradient fails whatever is
     declared.

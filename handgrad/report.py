@@ -21,8 +21,8 @@ import torch
 
 from handgrad import mutants, opinions, probes
 from handgrad.case import DTYPES, Case
+from handgrad.judgement import Excused
 from handgrad.measure import measure
-from handgrad.verdict import Excused
 
 LIMIT = "handgrad detection limit"  # a test's user property: (case, device, dtype, eps)
 DRAWN = ("default", "large", "size one", "equal sizes", "layouts", "magnitudes", "non-finite")

@@ -11,8 +11,8 @@ import torch
 
 from cases import BY_NAME
 from handgrad import opinions
+from handgrad.judgement import Excused, VerdictError
 from handgrad.mutants import planted
-from handgrad.verdict import Excused, VerdictError
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "swish"
 MLP = BY_NAME["mlp_relu_mse"]
@@ -65,7 +65,7 @@ def test_an_opted_out_form_wrong_in_bfloat16_only_fails():
 def test_an_excused_check_is_reported_xfail_with_the_reason(pytester):
     """The plugin turns ``Excused`` into XFAIL, its first line the reason in the summary."""
     pytester.makepyfile(test_covered="""
-        from handgrad.verdict import Excused
+        from handgrad.judgement import Excused
 
         def test_covered():
             raise Excused("swish: gradients is declared full_precision_only; in float16 "

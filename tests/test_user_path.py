@@ -14,8 +14,8 @@ import handgrad
 from cases import BY_NAME
 from handgrad import checks, opinions
 from handgrad.cli import main
+from handgrad.judgement import VerdictError
 from handgrad.mutants import planted
-from handgrad.verdict import VerdictError
 
 ROOT = Path(__file__).resolve().parents[1]
 SWISH = ROOT / "examples" / "swish" / "swish.py"

@@ -18,7 +18,7 @@ import torch
 from corpus import CASES
 
 from handgrad import measure, opinions
-from handgrad.verdict import Excused
+from handgrad.judgement import Excused
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from test_contracts import autograd_uses
