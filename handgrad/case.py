@@ -9,7 +9,8 @@ from types import ModuleType
 import torch
 
 from handgrad.judgement import Verdict
-from handgrad.measure import cast, compare
+from handgrad.measure import compare
+from handgrad.own_error import cast
 from handgrad.untouched import own_copy
 from handgrad.verdict import Tensors
 
