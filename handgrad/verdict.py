@@ -204,10 +204,10 @@ def judge_one(name: str, manual, autograd: torch.Tensor, truth: torch.Tensor,
         judged_m = judged_m & ~gave_up
     err_m, index = _located((m - t).abs(), judged_m)
     means = {}
-    if applies(dtype):
+    mean_a = mean if mean is not None else mean_error((a - t).abs(), judged_a)
+    if applies(dtype, mean_error(t.abs(), judged_m), mean_a):
         means = dict(mean_k=K_MEAN, mean_manual=mean_error((m - t).abs(), judged_m),
-                     mean_autograd=mean if mean is not None else mean_error((a - t).abs(),
-                                                                            judged_a),
+                     mean_autograd=mean_a,
                      mean_floor=floor if subnormal else mean_floor(dtype, t, judged_m,
                                                                    ulp(dtype, scale)))
     judged = Judgement(**base, passed=True, err_manual=err_m, err_autograd=err_a,

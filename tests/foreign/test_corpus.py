@@ -163,3 +163,21 @@ def test_a_bias_gradient_summed_in_turn_passes_in_float64():
     right = case.manual(draw)
     off = {**right, "b2": right["b2"] + 1e-12}
     assert [j.name for j in measure(case.reference, draw).judge("off", off).failures] == ["b2"]
+
+
+def test_a_gradient_that_is_all_rounding_noise_is_judged_by_its_largest_entry():
+    """Karpathy's batch norm of a constant bfloat16 column, 27.5 in 28 rows, bngain and
+    dhpreact 1e-3: the exact d_hprebn is 0 (5e-20 in float64), and both sides give rounding
+    noise, autograd 3e-6 on average and the fused ``n d - sum d`` 7.9e-6 at every entry.
+    The mean rule has no truth to see there; the largest entry is within the rule, and a
+    d_hprebn with 1e-4 added is not."""
+    case, bf16 = BY_NAME["karpathy_batch_norm"], torch.bfloat16
+    draw = {"hprebn": torch.full((28, 1), 27.5, dtype=bf16),
+            "bngain": torch.full((1, 1), 1e-3, dtype=bf16), "bnbias": torch.zeros(1, 1, dtype=bf16),
+            "dhpreact": torch.full((28, 1), 1e-3, dtype=bf16)}
+    verdict = case.verdict(draw)
+    assert verdict.passed, verdict.explain()
+    right = case.manual(draw)
+    off = {**right, "hprebn": right["hprebn"] + 1e-4}
+    assert [j.name for j in measure(case.reference, draw).judge("off", off).failures] == [
+        "hprebn"]
