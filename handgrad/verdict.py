@@ -203,13 +203,12 @@ def judge_one(name: str, manual, autograd: torch.Tensor, truth: torch.Tensor,
     if gave_up is not None:  # judged just now, or another function's gradient (``held``)
         judged_m = judged_m & ~gave_up
     err_m, index = _located((m - t).abs(), judged_m)
-    means = {}
     mean_a = mean if mean is not None else mean_error((a - t).abs(), judged_a)
+    means = dict(mean_autograd=mean_a)  # kept for later looks where the rule is not applied
     if applies(dtype, mean_error(t.abs(), judged_m), mean_a):
-        means = dict(mean_k=K_MEAN, mean_manual=mean_error((m - t).abs(), judged_m),
-                     mean_autograd=mean_a,
-                     mean_floor=floor if subnormal else mean_floor(dtype, t, judged_m,
-                                                                   ulp(dtype, scale)))
+        means |= dict(mean_k=K_MEAN, mean_manual=mean_error((m - t).abs(), judged_m),
+                      mean_floor=floor if subnormal else mean_floor(dtype, t, judged_m,
+                                                                    ulp(dtype, scale)))
     judged = Judgement(**base, passed=True, err_manual=err_m, err_autograd=err_a,
                        floor=floor, index=index, manual_at=_at(m, index),
                        autograd_at=_at(a, index), truth_at=_at(t, index), **means)

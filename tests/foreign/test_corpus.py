@@ -181,3 +181,19 @@ def test_a_gradient_that_is_all_rounding_noise_is_judged_by_its_largest_entry():
     off = {**right, "hprebn": right["hprebn"] + 1e-4}
     assert [j.name for j in measure(case.reference, draw).judge("off", off).failures] == [
         "hprebn"]
+
+
+def test_where_a_later_look_finds_only_noise_the_mean_rule_stays_off():
+    """The same column with dhpreact 0.1: autograd is exactly 0 here and 3.9e-4 off at nearby
+    inputs, where the truth's mean (7e-18) is far under the noise, so the mean rule is off.
+    The last look once judged the mean anyway, against autograd's mean of 0 from the first
+    look (5.4e16 times). The failure is the largest entry's alone, 2.06 times (noise around
+    an exact 0, which no verdict can judge, as the verdict's docstring says)."""
+    case, bf16 = BY_NAME["karpathy_batch_norm"], torch.bfloat16
+    draw = {"hprebn": torch.full((28, 1), 27.5, dtype=bf16),
+            "bngain": torch.full((1, 1), 1e-3, dtype=bf16), "bnbias": torch.zeros(1, 1, dtype=bf16),
+            "dhpreact": torch.full((28, 1), 0.1, dtype=bf16)}
+    judged = {j.name: j for j in case.verdict(draw).judgements}["hprebn"]
+    assert judged.mean_k == 0
+    assert judged.mean_autograd > 0
+    assert not judged.broke_mean
