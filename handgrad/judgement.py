@@ -81,7 +81,8 @@ class Judgement:
                      f"autograd {self.autograd_at:.10g}{truth}")
         if self.broke_mean:
             ratio = self.mean_manual / (self.mean_autograd + self.mean_floor / self.mean_k)
-            text += (f"\n  over every entry: manual's mean error {self.mean_manual:.2e} is "
+            text += (f"\n  on average over the entries above the ratio rule's allowance: "
+                     f"manual's mean error {self.mean_manual:.2e} is "
                      f"{_times(ratio)} autograd's mean {self.mean_autograd:.2e}, with a floor "
                      f"of {self.mean_floor:.1e} shared out (allowed: {self.mean_k:g}x)")
         return text + (f"\n  {self.diagnosis}" if self.diagnosis else "")

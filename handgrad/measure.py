@@ -53,7 +53,7 @@ import torch
 from handgrad.diagnosis import diagnosis
 from handgrad.judgement import GAVE_UP, Judgement, Verdict
 from handgrad.mean_rule import mean_error
-from handgrad.nonfinite import largest
+from handgrad.nonfinite import largest, off
 from handgrad.own_error import cast, errors_against_truth, float_dtype, nearby, second_difference
 from handgrad.rounding import RandomRounding, WideRange
 from handgrad.untouched import own_copy
@@ -85,27 +85,27 @@ class Measured:
             self.autograd, self.truth, _, _ = errors_against_truth(autograd, inputs)
             self.errors = None  # measured by the verdict, which also finds where
         self._nearby: dict[str, float] | None = None
-        self._mean_looks: list[dict[str, float]] = []  # autograd's mean errors, a dict a run
+        self._offs: list[Tensors] = []  # autograd's error entry by entry, a dict a look
         self._rounded: list[dict[str, float]] = []
         self._rounded_max: dict[str, float] = {}
-        self._truth_moved: tuple[dict[str, float], dict[str, float]] | None = None
+        self._truth_moved: dict[str, float] | None = None
 
         self._wide_range: Tensors | None = None
         self._wide_errors: dict[str, float] | None = None
         # Where some run under random rounding gave NaN or inf: a rounding can overflow there
         self.rounded_non_finite: dict[str, torch.Tensor] = {}
 
-    def nearby_errors(self) -> tuple[dict[str, float], dict[str, float]]:
-        """Autograd's largest error over ``SECOND_LOOKS`` inputs next to these, and below
-        float64 its largest mean error over them (``handgrad.mean_rule``)."""
+    def nearby_errors(self) -> dict[str, float]:
+        """Autograd's largest error over ``SECOND_LOOKS`` inputs next to these (below
+        float64 each look's errors are kept for ``mean``)."""
         if self._nearby is None:
-            looks, means = [], []
+            looks = []
             for i in range(SECOND_LOOKS):
                 moved = nearby(self._inputs, i)
                 if self.dtype != torch.float64:
-                    _, _, errors, mean = errors_against_truth(self._autograd, moved)
+                    _, _, errors, offs = errors_against_truth(self._autograd, moved)
                     looks.append(errors)
-                    means.append(mean)
+                    self._offs.append(offs)
                     continue
                 # In float64 a zero moved by two ulps of 1 is still too small to break
                 # structural exactness (exp(4e-16) rounds to 1): the same look in float32,
@@ -114,46 +114,50 @@ class Measured:
                 looks.append({k: max(e, low[2][k] * F64_OVER_F32)
                               for k, e in second_difference(self._autograd, moved).items()})
             self._nearby = {k: max(look[k] for look in looks) for k in self.autograd}
-            self._mean_looks = means
-        return self._nearby, _largest(self._mean_looks)
+        return self._nearby
 
-    def rounded_errors(self) -> tuple[dict[str, float], dict[str, float]]:
+    def rounded_errors(self) -> dict[str, float]:
         """``nearby_errors``, or autograd's largest error over ``ROUNDINGS`` runs under
         ``RandomRounding`` where that is larger (against the truth; in float64, against
-        autograd as it rounds at these inputs); and the largest mean error over all these runs."""
+        autograd as it rounds at these inputs)."""
         if not self._rounded:
-            nearby_max, _ = self.nearby_errors()
+            nearby_max = self.nearby_errors()
             for seed in range(ROUNDINGS):
                 with RandomRounding(seed):
                     got = self._autograd(self._inputs)
-                self._rounded.append({})
-                means: dict[str, float] = {}
-                for k, t in self.truth.items():
-                    a = got[k].to(torch.float64)
-                    finite = torch.isfinite(a) & torch.isfinite(t)
-                    self._rounded[-1][k] = largest((a - t).abs(), finite)
-                    if self.dtype != torch.float64:
-                        means[k] = mean_error((a - t).abs(), finite)
+                offs = {k: off(got[k], t) for k, t in self.truth.items()}
+                self._rounded.append({k: largest(d, d.isfinite()) for k, d in offs.items()})
+                for k, a in got.items():
                     self.rounded_non_finite[k] = self.rounded_non_finite.get(
                         k, torch.zeros_like(a, dtype=torch.bool)) | ~torch.isfinite(a)
-                self._mean_looks += [means] if means else []
+                self._offs += [offs] if self.dtype != torch.float64 else []
             self._rounded_max = {k: max(e, *(look[k] for look in self._rounded))
                                  for k, e in nearby_max.items()}
-        return self._rounded_max, _largest(self._mean_looks)
+        return self._rounded_max
 
-    def truth_errors(self) -> tuple[dict[str, float], dict[str, float]]:
+    def truth_errors(self) -> dict[str, float]:
         """Below float64: how far the truth itself moves over ``ROUNDINGS`` runs under
-        ``RandomRounding`` in float64, largest and mean, per tensor (module docstring)."""
+        ``RandomRounding`` in float64, per tensor (module docstring); each run is kept as a
+        look of autograd's error for ``mean``."""
         if self._truth_moved is None:
-            looks, means = [], []
+            looks = []
             for seed in range(ROUNDINGS):
                 with RandomRounding(seed):
                     moved = self._autograd(cast(self._inputs, torch.float64))
-                off = {k: (moved[k] - t).abs() for k, t in self.truth.items()}
-                looks.append({k: largest(d, d.isfinite()) for k, d in off.items()})
-                means.append({k: mean_error(d, d.isfinite()) for k, d in off.items()})
-            self._truth_moved = (_largest(looks), _largest(means))
+                offs = {k: off(moved[k], t) for k, t in self.truth.items()}
+                looks.append({k: largest(d, d.isfinite()) for k, d in offs.items()})
+                self._offs.append(offs)
+            self._truth_moved = {k: max(look[k] for look in looks) for k in self.truth}
         return self._truth_moved
+
+    def mean(self, name: str) -> Callable[[torch.Tensor], float]:
+        """Autograd's largest mean error over the looks taken so far, on the entries given
+        (``handgrad.mean_rule``)."""
+        looks = [look[name] for look in self._offs]
+
+        def largest_mean(over: torch.Tensor) -> float:
+            return max((mean_error(d, over & d.isfinite()) for d in looks), default=0.0)
+        return largest_mean
 
     @functools.cached_property
     def gave_up(self) -> bool:
@@ -227,34 +231,32 @@ class Measured:
         if first.passed or all(j.problem for j in first.failures):
             return first
         verdict = first
-        before = {j.name: (j.err_autograd, j.mean_autograd) for j in first.judgements}
+        before = {j.name: j.err_autograd for j in first.judgements}
         for looks, how, measured in (
                 (1 + SECOND_LOOKS, f"the largest over these and {SECOND_LOOKS} nearby inputs",
                  self.nearby_errors),
                 (1 + SECOND_LOOKS + ROUNDINGS, f"the largest over these inputs, {SECOND_LOOKS} "
                  f"nearby ones and {ROUNDINGS} runs with random rounding", self.rounded_errors)):
-            again, means = measured()
-            if all(again[j.name] <= before[j.name][0]
-                   and means.get(j.name, 0.0) <= before[j.name][1] for j in verdict.failures):
+            again = measured()
+            if all(again[j.name] <= before[j.name] and not j.broke_mean
+                   for j in verdict.failures):
                 continue  # nothing that failed is judged any differently
-            before = {j.name: (max(j.err_autograd, again[j.name]),
-                               max(j.mean_autograd, means.get(j.name, 0.0)))
-                      for j in first.judgements}
+            before = {j.name: max(j.err_autograd, again[j.name]) for j in first.judgements}
             # Only what failed is judged again: a look can only raise autograd's error, so
             # what passed passes still (and keeps its first look's ratio).
             verdict = _replaced(verdict, {j.name: self._again(
-                j.name, manual, error=0.0 if j.problem else before[j.name][0], looks=looks,
-                how=how, mean=before[j.name][1]) for j in verdict.failures if j.name in manual})
+                j.name, manual, error=0.0 if j.problem else before[j.name], looks=looks,
+                how=how, mean=self.mean(j.name)) for j in verdict.failures if j.name in manual})
             if verdict.passed or all(j.problem for j in verdict.failures):
                 return verdict
         exact = [j for j in verdict.failures if not j.problem and j.err_autograd == 0]
         if exact and self.dtype != torch.float64:  # the truth's own rounding (docstring)
-            spread, means = self.truth_errors()
+            spread = self.truth_errors()
             verdict = _replaced(verdict, {j.name: self._again(
                 j.name, manual, error=spread[j.name], looks=1 + SECOND_LOOKS + 2 * ROUNDINGS,
                 how=f"{j.how or 'the largest over these'}, and the truth's own float64 "
                     f"rounding over {ROUNDINGS} runs with random rounding",
-                mean=means[j.name]) for j in exact})
+                mean=self.mean(j.name)) for j in exact})
             if verdict.passed or all(j.problem for j in verdict.failures):
                 return verdict
         if rerun is None or self.dtype == torch.float64:
@@ -301,7 +303,7 @@ class Measured:
                    f"autograd's largest over {j.how.removeprefix('the largest over ') or 'these'}")
             by_max, by_mean = (self._again(
                 j.name, sorted(runs, key=key)[middle], error=j.err_autograd, looks=j.looks,
-                how=how, mean=j.mean_autograd) for key in (error, mean))
+                how=how, mean=self.mean(j.name)) for key in (error, mean))
             if by_max.problem or by_mean.problem:
                 judgements.append(by_max if by_max.problem else by_mean)
                 continue
@@ -334,11 +336,6 @@ class Measured:
 def _replaced(verdict: Verdict, judged: Mapping[str, Judgement]) -> Verdict:
     """``verdict`` with the judgements of the tensors in ``judged`` replaced."""
     return Verdict(verdict.label, tuple(judged.get(j.name, j) for j in verdict.judgements))
-
-
-def _largest(looks: list[dict[str, float]]) -> dict[str, float]:
-    """The largest of each tensor's mean error over ``looks``."""
-    return {k: max(look[k] for look in looks) for k in looks[0]} if looks else {}
 
 
 def measure(autograd: Callable[[Tensors], Tensors], inputs: Tensors,

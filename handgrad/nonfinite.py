@@ -11,6 +11,13 @@ def largest(diff: torch.Tensor, mask: torch.Tensor) -> float:
     return float(torch.where(mask, diff, 0).max()) if mask.any() else 0.0
 
 
+def off(got: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """``|got - truth|`` in float64, NaN where either is not finite."""
+    a = got.to(truth.device, torch.float64)
+    d = (a - truth).abs()
+    return torch.where(torch.isfinite(a) & torch.isfinite(truth), d, torch.nan)
+
+
 def at_the_edge(manual: torch.Tensor, autograd: torch.Tensor, ulps: float) -> torch.Tensor:
     """Where one side overflowed to inf and the other is within ``ulps`` ulps of the
     dtype's largest number, with the same sign: the truth sits at the edge of the range,

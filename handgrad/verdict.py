@@ -83,12 +83,12 @@ practice (the gradient of a softmax's shift), whose scale is its own noise. A ba
 should not name such a step; the exact zero is the derivation.
 """
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import torch
 
 from handgrad.judgement import GAVE_UP, Judgement, Verdict
-from handgrad.mean_rule import K_MEAN, applies, mean_error, mean_floor
+from handgrad.mean_rule import K_MEAN, above, mean_error, mean_floor
 from handgrad.nonfinite import sorted_out
 
 Tensors = dict[str, torch.Tensor]
@@ -157,12 +157,14 @@ def _off_where_autograd_gave_up(m, a, t, gave_up, err_a: float, floor: float,
 def judge_one(name: str, manual, autograd: torch.Tensor, truth: torch.Tensor,
               error: float | None = None, looks: int = 1, how: str = "",
               held: bool = True, overflowed: torch.Tensor | None = None,
-              wide_range: torch.Tensor | None = None, mean: float | None = None,
+              wide_range: torch.Tensor | None = None,
+              mean: Callable[[torch.Tensor], float] | None = None,
               wide_error: float = 0.0) -> Judgement:
     """The verdict on one gradient. ``error`` and ``mean`` are autograd's own largest and
     mean error where they are not measured here against ``truth``: in float64 (``truth``
     is then autograd itself), and on a later look (``handgrad.measure``), which ``looks``
-    counts and ``how`` describes. ``held``: whether the forward held in this dtype, finite
+    counts and ``how`` describes; ``mean`` gives autograd's largest mean error over those
+    looks on the entries it is given. ``held``: whether the forward held in this dtype, finite
     wherever float64's is (where it did not, see the module docstring). ``overflowed``:
     where autograd itself gave NaN or inf in some run with random rounding. ``wide_range``:
     autograd in the dtype's precision with float32's range (``handgrad.rounding.WideRange``),
@@ -203,12 +205,16 @@ def judge_one(name: str, manual, autograd: torch.Tensor, truth: torch.Tensor,
     if gave_up is not None:  # judged just now, or another function's gradient (``held``)
         judged_m = judged_m & ~gave_up
     err_m, index = _located((m - t).abs(), judged_m)
-    mean_a = mean if mean is not None else mean_error((a - t).abs(), judged_a)
-    means = dict(mean_autograd=mean_a)  # kept for later looks where the rule is not applied
-    if applies(dtype, mean_error(t.abs(), judged_m), mean_a):
-        means |= dict(mean_k=K_MEAN, mean_manual=mean_error((m - t).abs(), judged_m),
-                      mean_floor=floor if subnormal else mean_floor(dtype, t, judged_m,
-                                                                    ulp(dtype, scale)))
+    means, over = {}, None
+    if dtype != torch.float64:  # the mean rule, on the entries above noise (handgrad.mean_rule)
+        over = above(t, base["k"] * err_a + floor, judged_m)
+    if over is not None and bool(over.any()):
+        mean_a = max(mean_error((a - t).abs(), over if judged_a is None else over & judged_a),
+                     mean(over) if mean is not None else 0.0)
+        means = dict(mean_k=K_MEAN, mean_autograd=mean_a,
+                     mean_manual=mean_error((m - t).abs(), over),
+                     mean_floor=floor if subnormal else mean_floor(dtype, t, over,
+                                                                   ulp(dtype, scale)))
     judged = Judgement(**base, passed=True, err_manual=err_m, err_autograd=err_a,
                        floor=floor, index=index, manual_at=_at(m, index),
                        autograd_at=_at(a, index), truth_at=_at(t, index), **means)
@@ -229,8 +235,7 @@ def missing(name: str, manual: Mapping[str, object]) -> str:
 def judge(label: str, manual: Mapping[str, object], autograd: Tensors, truth: Tensors,
           errors: Mapping[str, float] | None = None, looks: int = 1, how: str = "",
           held: bool = True, overflowed: Mapping[str, torch.Tensor] | None = None,
-          wide_range: Mapping[str, torch.Tensor] | None = None,
-          means: Mapping[str, float] | None = None) -> Verdict:
+          wide_range: Mapping[str, torch.Tensor] | None = None) -> Verdict:
     """Judge every gradient autograd gives; one that manual does not give fails."""
     judgements = []
     for name, want in autograd.items():
@@ -241,5 +246,5 @@ def judge(label: str, manual: Mapping[str, object], autograd: Tensors, truth: Te
         judgements.append(judge_one(name, manual[name], want, truth[name],
                                     None if errors is None else errors[name], looks, how,
                                     held, (overflowed or {}).get(name),
-                                    (wide_range or {}).get(name), (means or {}).get(name)))
+                                    (wide_range or {}).get(name)))
     return Verdict(label, tuple(judgements))
