@@ -10,6 +10,7 @@ overflow to NaN. The draw: the row ``1.8555`` five times, ``weight`` and the row
 grad_output ``0.001``.
 """
 
+import math
 import sys
 from pathlib import Path
 
@@ -185,15 +186,41 @@ def test_a_gradient_that_is_all_rounding_noise_is_judged_by_its_largest_entry():
 
 def test_where_a_later_look_finds_only_noise_the_mean_rule_stays_off():
     """The same column with dhpreact 0.1: autograd is exactly 0 here and 3.9e-4 off at nearby
-    inputs, where the truth's mean (7e-18) is far under the noise, so the mean rule is off.
-    The last look once judged the mean anyway, against autograd's mean of 0 from the first
-    look (5.4e16 times). The failure is the largest entry's alone, 2.06 times (noise around
-    an exact 0, which no verdict can judge, as the verdict's docstring says)."""
+    inputs, where the truth (7e-18) stands nowhere above the ratio rule's allowance, so the
+    mean rule judges no entry. The last look once judged the mean anyway, against
+    autograd's mean of 0 from the first look (5.4e16 times). The failure is the largest
+    entry's alone, 2.06 times (noise around an exact 0, which no verdict can judge, as the
+    verdict's docstring says)."""
     case, bf16 = BY_NAME["karpathy_batch_norm"], torch.bfloat16
     draw = {"hprebn": torch.full((28, 1), 27.5, dtype=bf16),
             "bngain": torch.full((1, 1), 1e-3, dtype=bf16), "bnbias": torch.zeros(1, 1, dtype=bf16),
             "dhpreact": torch.full((28, 1), 0.1, dtype=bf16)}
     judged = {j.name: j for j in case.verdict(draw).judgements}["hprebn"]
     assert judged.mean_k == 0
-    assert judged.mean_autograd > 0
     assert not judged.broke_mean
+    assert judged.broke_max
+
+
+def test_a_saturated_softmax_row_through_att_times_1_minus_att_is_less_accurate():
+    """llm.c's attention in float64, T = 2, one head of size 1: the second row's scores 0 and
+    23 give ``att = 1 - 1e-10``, and llm.c's Jacobian takes ``1 - att`` from that rounded
+    value. Its ``d_q`` there is 6e-8 of itself from the exact value, ``23 att0 att1 (v1 - v0)``
+    in a stable float64 form, where autograd, whose row max's path never forms ``1 - att``,
+    is within an ulp. The verdict rejects it, as it rejects the zoo's ``1 - p`` taken by
+    subtraction: right algebra, less accurate than autograd. So the dev profile's float64
+    failure arose (seed 7: inputs of 10, heads of 1024, ``d_q`` 1.1e-15 off by mpmath where
+    autograd was 3e-22 off)."""
+    case, f64 = BY_NAME["llmc_attention"], torch.float64
+    inp = torch.zeros(1, 2, 3, 1, 1, dtype=f64)
+    inp[0, :, 0, 0, 0] = 1.0  # q
+    inp[0, 1, 1, 0, 0] = 23.0  # k
+    inp[0, 1, 2, 0, 0] = 1000.0  # v
+    draw = {"inp": inp, "dout": torch.ones(1, 2, 1, 1, dtype=f64)}
+    a0 = math.exp(-23) / (1 + math.exp(-23))
+    exact = 23 * a0 * (1 - a0) * 1000.0
+    d_q = float(case.manual(draw)["inp"][0, 1, 0, 0, 0])
+    by_autograd = float(measure(case.reference, draw).autograd["inp"][0, 1, 0, 0, 0])
+    ulp = math.ulp(exact)
+    assert abs(by_autograd - exact) <= ulp
+    assert abs(d_q - exact) > 1e6 * ulp
+    assert [j.name for j in case.verdict(draw).failures] == ["inp"]
