@@ -9,6 +9,7 @@ from functools import cached_property
 
 import torch
 
+from handgrad.mean_rule import broken
 from handgrad.nonfinite import OVERFLOWED
 
 
@@ -47,8 +48,8 @@ class Judgement:
 
     @property
     def broke_mean(self) -> bool:
-        return bool(self.mean_k) and (
-            self.mean_manual > self.mean_k * self.mean_autograd + self.mean_floor)
+        return bool(self.mean_k) and broken(self.mean_manual, self.mean_autograd,
+                                            self.mean_floor)
 
     @property
     def ratio(self) -> float:

@@ -55,6 +55,11 @@ def above(truth: torch.Tensor, allowed: float, mask: torch.Tensor | None) -> tor
     return over if mask is None else over & mask
 
 
+def broken(manual: float, autograd: float, floor: float) -> bool:
+    """Whether manual's mean error breaks the rule against autograd's and the floor."""
+    return manual > K_MEAN * autograd + floor
+
+
 def mean_error(diff: torch.Tensor, mask: torch.Tensor | None) -> float:
     """The mean of ``diff`` where ``mask`` holds (everywhere, for no mask); 0 for none."""
     if mask is None:

@@ -88,7 +88,7 @@ from collections.abc import Callable, Mapping
 import torch
 
 from handgrad.judgement import GAVE_UP, Judgement, Verdict
-from handgrad.mean_rule import K_MEAN, above, mean_error, mean_floor
+from handgrad.mean_rule import K_MEAN, above, broken, mean_error, mean_floor
 from handgrad.nonfinite import sorted_out
 
 Tensors = dict[str, torch.Tensor]
@@ -209,12 +209,14 @@ def judge_one(name: str, manual, autograd: torch.Tensor, truth: torch.Tensor,
     if dtype != torch.float64:  # the mean rule, on the entries above noise (handgrad.mean_rule)
         over = above(t, base["k"] * err_a + floor, judged_m)
     if over is not None and bool(over.any()):
-        mean_a = max(mean_error((a - t).abs(), over if judged_a is None else over & judged_a),
-                     mean(over) if mean is not None else 0.0)
-        means = dict(mean_k=K_MEAN, mean_autograd=mean_a,
-                     mean_manual=mean_error((m - t).abs(), over),
+        means = dict(mean_k=K_MEAN, mean_manual=mean_error((m - t).abs(), over),
+                     mean_autograd=mean_error((a - t).abs(),
+                                              over if judged_a is None else over & judged_a),
                      mean_floor=floor if subnormal else mean_floor(dtype, t, over,
                                                                    ulp(dtype, scale)))
+        if mean is not None and broken(means["mean_manual"], means["mean_autograd"],
+                                       means["mean_floor"]):
+            means["mean_autograd"] = max(means["mean_autograd"], mean(over))  # later looks
     judged = Judgement(**base, passed=True, err_manual=err_m, err_autograd=err_a,
                        floor=floor, index=index, manual_at=_at(m, index),
                        autograd_at=_at(a, index), truth_at=_at(t, index), **means)
