@@ -1,7 +1,7 @@
 """The records of a verdict: ``Judgement`` (one gradient tensor: its errors, the rule's
 ratio, where it broke, in words) and ``Verdict`` (every tensor of one comparison), with
 the errors a failing check raises. The rule that fills them in is ``handgrad.verdict``'s;
-the looks that measure autograd's side are ``handgrad.measure``'s."""
+the looks that measure autograd's side are ``handgrad.looks``'s."""
 
 from collections.abc import Callable
 from dataclasses import dataclass, field

@@ -14,8 +14,8 @@ not settle at all. So, per gradient tensor, beside the ratio rule::
 ``K_MEAN = 2``, as ``K``: a right derivation that rounds in another order, or a few more
 times, lands within a small factor of autograd's mean, as of its max; a wrong one is off
 by its mistake on average too. Autograd's mean is measured again with the ratio rule's
-later looks (``handgrad.measure``: nearby inputs, random rounding, and manual's median
-under random rounding), and manual fails only against the largest.
+later looks (``handgrad.looks``: nearby inputs, random rounding; and manual's median
+under random rounding, ``handgrad.measure``), and manual fails only against the largest.
 
 ``floor_mean`` is for where autograd is exact (``2 * v``): a derivation that rounds once
 more is off by up to half an ulp of each entry and a quarter on average (round-to-nearest

@@ -1,5 +1,5 @@
 """Autograd's own error, measured: against the float64 truth below float64, and in float64
-by its second difference, at the inputs or at inputs next to them (``handgrad.measure``
+by its second difference, at the inputs or at inputs next to them (``handgrad.looks``
 says when each is taken).
 
 The second difference: autograd again at every nonzero input moved two units in the last

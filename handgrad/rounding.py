@@ -1,6 +1,6 @@
 """Random rounding: autograd run again with every rounding it makes drawn anew.
 
-The verdict needs autograd's own error, and measures it (``handgrad.measure``) by moving
+The verdict needs autograd's own error, and measures it (``handgrad.looks``) by moving
 the inputs a few units in the last place: every rounding on the way then changes. Not
 quite every one: a sum of terms that are equal at their precision rounds the same way
 however the inputs move. In a GPT whose token embeddings are all 0 but one, the 1309
