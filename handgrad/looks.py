@@ -48,7 +48,6 @@ F32 = torch.float32
 F64_OVER_F32 = torch.finfo(torch.float64).eps / torch.finfo(torch.float32).eps  # 2^-29
 
 
-
 class Looks:
     """Autograd run once on ``inputs``, the truth beside it, and the later looks at its own
     error, each taken once, when first asked for."""
@@ -134,7 +133,8 @@ class Looks:
     def mean(self, name: str) -> Callable[[torch.Tensor], float]:
         """Autograd's largest mean error over the looks taken so far, on the entries given
         (``handgrad.mean_rule``)."""
-        looks = torch.stack([look[name] for look in self._offs]) if self._offs else None
+        # On the CPU, where the verdict judges (``handgrad.verdict.judge_one``)
+        looks = torch.stack([look[name] for look in self._offs]).cpu() if self._offs else None
 
         def largest_mean(over: torch.Tensor) -> float:
             if looks is None:
