@@ -23,6 +23,7 @@ there is within ``K`` times autograd's largest. In a float32 GPT whose ``d_lnf_b
 off by its mistake in every run, so in the median too.
 """
 
+import functools
 from collections.abc import Callable, Mapping
 
 import torch
@@ -60,11 +61,11 @@ class Measured(Looks):
             self.rounded_errors()  # manual overflowed where autograd did not: could it have?
         # Autograd with float32's range only widens what is allowed where autograd gave up,
         # so it is run (a pass through Python per operation) only where that fails without it
-        first = judge(label, manual, self.autograd, self.truth, self.errors, held=self.held,
-                      overflowed=self.rounded_non_finite)
+        judged = functools.partial(judge, label, manual, self.autograd, self.truth, self.errors,
+                                   held=self.held, overflowed=self.rounded_non_finite)
+        first = judged()
         if any(GAVE_UP in (j.problem or "") for j in first.failures):
-            first = judge(label, manual, self.autograd, self.truth, self.errors, held=self.held,
-                          overflowed=self.rounded_non_finite, wide_range=self.wide_range)
+            first = judged(wide_range=self.wide_range)
         if any(GAVE_UP in (j.problem or "") for j in first.failures):
             wide = self.wide_errors()
             first = _replaced(first, {j.name: self._again(
