@@ -166,16 +166,23 @@ def test_a_bias_gradient_summed_in_turn_passes_in_float64():
     assert [j.name for j in measure(case.reference, draw).judge("off", off).failures] == ["b2"]
 
 
+def constant_column(dhpreact: float) -> dict[str, torch.Tensor]:
+    """Karpathy's batch norm of one bfloat16 column, 27.5 in 28 rows, bngain 1e-3, bnbias 0,
+    and ``dhpreact`` in every row: the exact d_hprebn is 0."""
+    bf16 = torch.bfloat16
+    return {"hprebn": torch.full((28, 1), 27.5, dtype=bf16),
+            "bngain": torch.full((1, 1), 1e-3, dtype=bf16),
+            "bnbias": torch.zeros(1, 1, dtype=bf16),
+            "dhpreact": torch.full((28, 1), dhpreact, dtype=bf16)}
+
+
 def test_a_gradient_that_is_all_rounding_noise_is_judged_by_its_largest_entry():
     """Karpathy's batch norm of a constant bfloat16 column, 27.5 in 28 rows, bngain and
     dhpreact 1e-3: the exact d_hprebn is 0 (5e-20 in float64), and both sides give rounding
     noise, autograd 3e-6 on average and the fused ``n d - sum d`` 7.9e-6 at every entry.
     The mean rule has no truth to see there; the largest entry is within the rule, and a
     d_hprebn with 1e-4 added is not."""
-    case, bf16 = BY_NAME["karpathy_batch_norm"], torch.bfloat16
-    draw = {"hprebn": torch.full((28, 1), 27.5, dtype=bf16),
-            "bngain": torch.full((1, 1), 1e-3, dtype=bf16), "bnbias": torch.zeros(1, 1, dtype=bf16),
-            "dhpreact": torch.full((28, 1), 1e-3, dtype=bf16)}
+    case, draw = BY_NAME["karpathy_batch_norm"], constant_column(1e-3)
     verdict = case.verdict(draw)
     assert verdict.passed, verdict.explain()
     right = case.manual(draw)
@@ -191,10 +198,7 @@ def test_where_a_later_look_finds_only_noise_the_mean_rule_stays_off():
     autograd's mean of 0 from the first look (5.4e16 times). The failure is the largest
     entry's alone, 2.06 times (noise around an exact 0, which no verdict can judge, as the
     verdict's docstring says)."""
-    case, bf16 = BY_NAME["karpathy_batch_norm"], torch.bfloat16
-    draw = {"hprebn": torch.full((28, 1), 27.5, dtype=bf16),
-            "bngain": torch.full((1, 1), 1e-3, dtype=bf16), "bnbias": torch.zeros(1, 1, dtype=bf16),
-            "dhpreact": torch.full((28, 1), 0.1, dtype=bf16)}
+    case, draw = BY_NAME["karpathy_batch_norm"], constant_column(0.1)
     judged = {j.name: j for j in case.verdict(draw).judgements}["hprebn"]
     assert judged.mean_k == 0
     assert not judged.broke_mean
