@@ -11,7 +11,7 @@ import torch
 from handgrad.judgement import Verdict
 from handgrad.measure import compare
 from handgrad.own_error import cast
-from handgrad.untouched import own_copy
+from handgrad.untouched import own, own_copy
 from handgrad.verdict import Tensors
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32,
@@ -192,10 +192,12 @@ class Case:
         Keyed like ``reference``: the inputs in ``wrt``, and with ``steps`` every chain-rule
         step the backward names too.
         """
+        return self._manual({k: own(t) for k, t in inputs.items()}, form, steps)
+
+    def _manual(self, own: Tensors, form: str, steps: bool) -> Tensors:
+        """``manual`` on inputs that are the backward's own to write into (``compare``'s)."""
         with torch.no_grad():
-            detached = {k: own_copy(t.detach()) if isinstance(t, torch.Tensor) else t
-                        for k, t in inputs.items()}  # a non-tensor goes on, to be rejected
-            grads = getattr(self.module, form)(**detached)
+            grads = getattr(self.module, form)(**own)
         if steps or not set(self.wrt) <= set(grads):  # what it gave, for the verdict to
             return grads  # name what is missing
         return {k: grads[k] for k in self.wrt}
@@ -211,7 +213,7 @@ class Case:
         named: dict[str, None] = {}  # the backward's names, in its order
 
         def manual(x: Tensors) -> Tensors:
-            got = self.manual(x, form, steps)
+            got = self._manual(x, form, steps)  # compare gave it copies
             named.update(dict.fromkeys(got))
             return got
 

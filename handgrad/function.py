@@ -34,17 +34,11 @@ from types import SimpleNamespace
 import torch
 
 from handgrad.case import DTYPES, Case, dtype_name
-from handgrad.untouched import own_copy
+from handgrad.untouched import own
 from handgrad.verdict import Tensors
 
 GRAD_OUTPUT, OUTPUT = "grad_output", "output"
 F64 = torch.float64
-
-
-def own(t):
-    """``t`` detached, in storage of its own, laid out as ``t`` is (``own_copy``): a fresh
-    leaf for autograd; anything else as it is, for the op to refuse."""
-    return own_copy(t.detach()) if isinstance(t, torch.Tensor) else t
 
 
 def vjp(fn: Callable, inputs: Mapping, args: tuple[str, ...], wrt: tuple[str, ...]) -> dict:

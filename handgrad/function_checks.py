@@ -30,10 +30,11 @@ import torch
 from handgrad import probes
 from handgrad.case import dtype_name
 from handgrad.draws import DRAWS
-from handgrad.function import GRAD_OUTPUT, OUTPUT, FunctionCase, own, vjp
+from handgrad.function import GRAD_OUTPUT, OUTPUT, FunctionCase, vjp
 from handgrad.judgement import Verdict
 from handgrad.measure import compare, measure
 from handgrad.opinions import forward_matches
+from handgrad.untouched import own
 from handgrad.verdict import Tensors
 
 FORWARD_DRAWS = ("default", "size one", "layouts", "magnitudes", "non-finite")

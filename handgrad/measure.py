@@ -35,7 +35,7 @@ from handgrad.mean_rule import mean_error
 from handgrad.nonfinite import largest
 from handgrad.own_error import cast
 from handgrad.rounding import RandomRounding
-from handgrad.untouched import own_copy
+from handgrad.untouched import own
 from handgrad.verdict import Tensors, judge, judge_one
 
 
@@ -199,7 +199,7 @@ def compare(label: str, manual: Callable[[Tensors], Mapping[str, object]],
     autograd and the truth never see.
     """
     def copied(x: Tensors) -> Mapping[str, object]:
-        return manual({k: own_copy(t) for k, t in x.items()})
+        return manual({k: own(t) for k, t in x.items()})
 
     got = copied(inputs)  # first: Case.verdict orders autograd's side by the backward's names
     return measure(autograd, inputs, held).judge(label, got, rerun=copied)

@@ -32,6 +32,13 @@ def own_copy(t):
     return copy.set_(t.untyped_storage().clone(), t.storage_offset(), t.shape, t.stride())
 
 
+def own(t):
+    """``t`` detached, in storage of its own, laid out as ``t`` is (``own_copy``): a fresh
+    leaf for autograd, or a backward's own to write into; anything else as it is, for the
+    code it is given to refuse."""
+    return own_copy(t.detach()) if isinstance(t, torch.Tensor) else t
+
+
 def _raw(t: torch.Tensor) -> torch.Tensor:
     """The bytes of ``t``'s whole storage, as a tensor of their own."""
     return torch.empty(0, dtype=torch.uint8, device=t.device).set_(t.untyped_storage()).clone()
