@@ -14,7 +14,13 @@ import torch
 from cases import BY_NAME
 from handgrad.measure import ROUNDINGS, measure
 from handgrad.mutants import planted
-from handgrad.rounding import RandomRounding, in_precision, reordered, stochastic_round
+from handgrad.rounding import (
+    RandomRounding,
+    in_precision,
+    in_turn_float32,
+    reordered,
+    stochastic_round,
+)
 
 F32, F64 = torch.float32, torch.float64
 aten = torch.ops.aten
@@ -132,16 +138,20 @@ def test_random_rounding_sums_float64_in_turn_as_a_gemv_does():
 
 
 def test_reordered_sums_keep_shape_and_value():
-    """A sum over any of its forms' axes, taken in another order: the same shape, a value
-    within the rounding of any order, and no other order where there is one term."""
+    """A sum over any of its forms' axes, taken in another order (and a float32 one in turn,
+    its roundings carried): the same shape, a value within the rounding of any order, and
+    no other order where there is one term."""
     x = torch.rand(3, 5, 7, dtype=F64)
     gen = torch.Generator().manual_seed(0)
     for args in ((x,), (x, [1]), (x, [0, 2], True), (x, [-1], False), (x, None, True)):
         func = aten.sum.default if len(args) == 1 else aten.sum.dim_IntList
-        got, plain = reordered(func, args, {}, gen), func(*args)
-        assert got.shape == plain.shape, args[1:]
+        plain = func(*args)
         terms = x.numel() // plain.numel()  # two orders of n positive terms: n eps apart
-        assert torch.allclose(got, plain, rtol=terms * torch.finfo(F64).eps, atol=0), args
+        for got, dtype in ((reordered(func, args, {}, gen), F64),
+                           (in_turn_float32((x.float(), *args[1:]), {}, gen), torch.float32)):
+            assert got.shape == plain.shape, args[1:]
+            rtol = terms * torch.finfo(dtype).eps
+            assert torch.allclose(got, plain, rtol=rtol, atol=0), (args, dtype)
     assert reordered(aten.sum.dim_IntList, (x[:, :1], [1]), {}, gen) is None  # one term
     assert reordered(aten.sum.default, (x,), {"dtype": torch.float32}, gen) is None
 
@@ -205,11 +215,14 @@ def test_below_float64_one_unlucky_rounding_is_judged_by_medians():
     """In float32 a hand d_lnf_beta whose cross-entropy summed ``exp`` before dividing was
     one ulp of 1e-3 off (1.2e-10) where autograd's own rounding happened to cancel
     (4e-14), and only the third look, manual's median under random rounding, passed it.
-    The right gradient passes; one 0.1 % off fails, and fails that look too."""
+    The right gradient passes; one 0.5 % off fails, and fails that look too. (0.1 % off
+    failed until float32 sums under random rounding were taken in turn half the time: the
+    softmax backward's 1304-term sum cancels to 7e-7 from partial sums near 1, and a
+    kernel that adds them one after another moves autograd's d_lnf_beta by 0.23 %.)"""
     inputs = gpt_draw(1304, {0: 0.001}, 0.001, 27, F32)
     verdict = GPT.verdict(inputs, draw="one unlucky rounding")
     assert verdict.passed, verdict.explain()
-    wrong = off_by(GPT, "lnf_beta", 1e-3).verdict(inputs, draw="0.1 % off")
+    wrong = off_by(GPT, "lnf_beta", 5e-3).verdict(inputs, draw="0.5 % off")
     assert [j.name for j in wrong.failures] == ["lnf_beta"]
     judged = {j.name: j for j in wrong.judgements}["lnf_beta"]
     assert judged.how.startswith(f"manual's median over {ROUNDINGS} runs with random rounding")

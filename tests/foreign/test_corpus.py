@@ -166,6 +166,29 @@ def test_a_bias_gradient_summed_in_turn_passes_in_float64():
     assert [j.name for j in measure(case.reference, draw).judge("off", off).failures] == ["b2"]
 
 
+def test_a_bias_gradient_summed_in_turn_passes_in_float32():
+    """A float32 kernel that adds 4096 rows one after another (inductor's reduction over
+    rows, a plain loop) lands 6 to 19 ulps of the scale from the exact ``d_b2``, 5 to 14
+    times torch's blocked sum, and failed by that much. Autograd's float32 sums under random
+    rounding are taken in turn too, half the time (``rounding.in_turn_float32``): it
+    passes, and a ``d_b2`` 20 ulps off still fails. Judged as a compiled kernel is, with no
+    rerun of the hand code to look at."""
+    case, gen = BY_NAME["mlp_caffe"], torch.Generator().manual_seed(0)
+    sizes = {"x": (4096, 4), "w1": (4, 8), "b1": (8,), "w2": (8, 64), "b2": (64,),
+             "dout": (4096, 64)}
+    draw = {k: torch.randn(shape, generator=gen) for k, shape in sizes.items()}
+    draw["dout"] *= 1e-2
+    in_turn = torch.zeros(64)
+    for row in draw["dout"]:
+        in_turn = in_turn + row
+    right, measured = case.manual(draw), measure(case.reference, draw)
+    verdict = measured.judge("d_b2 in turn", {**right, "b2": in_turn})
+    assert verdict.passed, verdict.explain()
+    ulp = torch.finfo(torch.float32).eps * float(draw["dout"].double().sum(0).abs().max())
+    off = {**right, "b2": right["b2"] + 20 * ulp}
+    assert [j.name for j in measured.judge("off", off).failures] == ["b2"]
+
+
 def constant_column(dhpreact: float) -> dict[str, torch.Tensor]:
     """Karpathy's batch norm of one bfloat16 column, 27.5 in 28 rows, bngain 1e-3, bnbias 0,
     and ``dhpreact`` in every row: the exact d_hprebn is 0."""
