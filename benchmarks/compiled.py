@@ -8,6 +8,9 @@ reference, warmed up (compiled) before it is timed.
   ``torch.optim.AdamW``'s step, in one compiled function, on parameters and an optimiser
   kept between calls and put back before each (the step from the same parameters, the
   moments at 0, every call).
+- A hand step (``compiled_call``): a function of tensors with no autograd in it, the hand
+  training step, compiled as it is: inductor fuses its elementwise passes, as it fuses
+  autograd's, so that the two compare compiled against compiled.
 
 Where torch cannot compile, the compiled form raises ``CannotCompile`` with torch's own
 reason: the form's benchmark is skipped with it, and the other forms are timed without it.
@@ -81,6 +84,11 @@ def compiled_reference(case, inputs: Tensors) -> Callable[[], Tensors]:
         grads = torch.autograd.grad(out, [leaves[k] for k in wrt], grad_outputs=v)
         return dict(zip(wrt, grads, strict=True))
     return warmed(call, case.name)
+
+
+def compiled_call(call: Callable[[], Tensors], what: str) -> Callable[[], Tensors]:
+    """``call`` compiled whole, and compiled (called twice) here."""
+    return warmed(_compile(call), what)
 
 
 def compiled_step(loss_of: Callable[[Tensors], torch.Tensor], params: Tensors, hyper: dict,

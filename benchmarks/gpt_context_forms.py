@@ -21,7 +21,7 @@ SIZE = "T"
 TIMED_ONLY = (512, 1024)  # under --benchmark-disable T = 256 alone: the same code at any T
 CASE, BASELINES = gpt_forms.CASE, gpt_forms.BASELINES
 FORMS = gpt_forms.FORMS
-MEASURED = ("autograd", "compiled", "train")
+MEASURED = ("autograd", "compiled", "train", "train_compiled")
 
 
 def draw(device: str, t: int) -> Tensors:

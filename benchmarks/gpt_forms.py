@@ -23,7 +23,10 @@ autograd's step:
   returned) and ``adamw.adamw_step``: no autograd;
 - ``train``: ``tiny_gpt.loss_and_gradients_train`` (the training form: the parameters'
   gradients alone, the lean attention, into buffers made once before timing) and
-  ``adamw.adamw_step``: no autograd.
+  ``adamw.adamw_step``: no autograd;
+- ``train_compiled``: that step (without the buffers: inductor plans its own) compiled
+  whole by ``torch.compile`` (``benchmarks.compiled.compiled_call``), the same hand
+  gradient with its elementwise passes fused, against ``compiled``: both compiled.
 """
 
 from collections.abc import Callable
@@ -31,7 +34,7 @@ from typing import NamedTuple
 
 import torch
 
-from benchmarks.compiled import compiled_step
+from benchmarks.compiled import compiled_call, compiled_step
 from cases.tiny_gpt import CASE as TINY
 from cases.tiny_gpt import HYPER, gpt2_init
 from manual_grads import tiny_gpt
@@ -117,6 +120,16 @@ def train(inputs: Tensors) -> Callable[[], Tensors]:
     return call
 
 
+def train_compiled(inputs: Tensors) -> Callable[[], Tensors]:
+    params = {k: inputs[k] for k in tiny_gpt.PARAMETERS}
+
+    def call() -> Tensors:
+        loss, grads = tiny_gpt.loss_and_gradients_train(**inputs)
+        new, _ = adamw_step(params, grads, None, **HYPER)
+        return {"loss": loss, **new}
+    return compiled_call(call, "the hand GPT training step")
+
+
 class Step(NamedTuple):
     """What ``sweep`` needs of a case: a name for the groups, and the reference."""
 
@@ -130,6 +143,7 @@ FORMS: dict[str, Callable[[Tensors], Callable[[], Tensors]]] = {
     "compiled": compiled,
     "manual": manual,
     "train": train,
+    "train_compiled": train_compiled,
 }
 BASELINES = ("autograd", "compiled")  # what every form's time is divided by
 MEASURED = tuple(FORMS)  # forms with a memory figure

@@ -1,5 +1,6 @@
 """Time and peak memory of the GPT training step at width 256 against the context T, for
-eager autograd, compiled autograd and the hand training form; linear axes.
+eager autograd, compiled autograd and the hand training form, eager and compiled; linear
+axes.
 
     pip install -e ".[plot]"
     python -m benchmarks.plot_gpt --runs .benchmarks/gpt-1.json ... \\
@@ -24,7 +25,9 @@ from benchmarks.summary import load_runs
 
 GROUP = re.compile(r"^gpt_training_step-(?P<device>\w+)-T(?P<n>\d+)$")
 FORMS = {"autograd": "eager autograd", "compiled": "compiled autograd (torch.compile)",
-         "train": "by hand, the training form", "manual": "by hand, the teaching form"}
+         "train": "by hand, the training form",
+         "train_compiled": "by hand, the training form compiled (torch.compile)",
+         "manual": "by hand, the teaching form"}
 
 
 def memory_series(figures: list[dict]) -> dict[str, list[tuple[int, float]]]:

@@ -40,7 +40,8 @@ def main(argv=None) -> None:
                                      description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--suite", default="gpt_context", choices=list(SUITES))
     parser.add_argument("--forms", nargs="+", default=["autograd", "train"],
-                        help="forms of the suite (the GPT step's: autograd, compiled, train)")
+                        help="forms of the suite (the GPT step's: autograd, compiled, train, "
+                             "train_compiled)")
     parser.add_argument("--t", type=int, default=256,
                         help="the context, or the suite's size (the MLP's N)")
     parser.add_argument("--steps", type=int, default=3)
