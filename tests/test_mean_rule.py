@@ -37,6 +37,20 @@ def test_a_right_gradient_rounded_another_way_passes_the_mean_rule():
     assert v.passed, v.explain()
 
 
+def test_float32_is_judged_by_its_worst_entry_alone():
+    """A right float32 form that cancels in another order: every entry 1.5 ulps off where
+    autograd is the truth rounded (a quarter ulp on average, half at worst). Its worst entry
+    is within twice autograd's plus the floor; its mean, 8 times autograd's, is the order's,
+    not a mistake, and is not judged in float32. The same error in bfloat16 fails."""
+    truth = torch.randn(512, generator=torch.Generator().manual_seed(3), dtype=F64)
+    for dtype, passes in ((torch.float32, True), (BF16, False)):
+        ulps = torch.finfo(dtype).eps * truth.abs()
+        got = judge("", {"g": (truth + 1.5 * ulps).to(dtype)}, {"g": truth.to(dtype)},
+                    {"g": truth})
+        assert got.passed is passes, got.explain()
+        assert not got.judgements[0].broke_max
+
+
 def test_noise_where_the_truth_is_zero_is_left_to_the_ratio_rule():
     """bfloat16, 512 entries, every other one exactly 0, where autograd is exactly 0 too
     and manual three ulps of the scale off (a right form's noise, as llm.c's attention on

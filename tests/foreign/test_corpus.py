@@ -171,8 +171,9 @@ def test_a_bias_gradient_summed_in_turn_passes_in_float32():
     rows, a plain loop) lands 6 to 19 ulps of the scale from the exact ``d_b2``, 5 to 14
     times torch's blocked sum, and failed by that much. Autograd's float32 sums under random
     rounding are taken in turn too, half the time (``rounding.in_turn_float32``): it
-    passes, and a ``d_b2`` 20 ulps off still fails. Judged as a compiled kernel is, with no
-    rerun of the hand code to look at."""
+    passes. A ``d_b2`` 100 ulps off, past twice autograd's worst under those runs (22 ulps
+    here) and the floor, still fails. Judged as a compiled kernel is, with no rerun of the
+    hand code to look at."""
     case, gen = BY_NAME["mlp_caffe"], torch.Generator().manual_seed(0)
     sizes = {"x": (4096, 4), "w1": (4, 8), "b1": (8,), "w2": (8, 64), "b2": (64,),
              "dout": (4096, 64)}
@@ -185,7 +186,7 @@ def test_a_bias_gradient_summed_in_turn_passes_in_float32():
     verdict = measured.judge("d_b2 in turn", {**right, "b2": in_turn})
     assert verdict.passed, verdict.explain()
     ulp = torch.finfo(torch.float32).eps * float(draw["dout"].double().sum(0).abs().max())
-    off = {**right, "b2": right["b2"] + 20 * ulp}
+    off = {**right, "b2": right["b2"] + 100 * ulp}
     assert [j.name for j in measured.judge("off", off).failures] == ["b2"]
 
 
