@@ -109,9 +109,9 @@ def manual(inputs: Tensors) -> Callable[[], Tensors]:
     return call
 
 
-def train(inputs: Tensors) -> Callable[[], Tensors]:
+def _hand_step(inputs: Tensors, into: Tensors | None = None) -> Callable[[], Tensors]:
+    """The training form's gradients, then ``adamw_step``; ``into``: buffers for them."""
     params = {k: inputs[k] for k in tiny_gpt.PARAMETERS}
-    into = tiny_gpt.loss_and_gradients_train(**inputs)[1]  # the buffers, reused every step
 
     def call() -> Tensors:
         loss, grads = tiny_gpt.loss_and_gradients_train(**inputs, into=into)
@@ -120,14 +120,13 @@ def train(inputs: Tensors) -> Callable[[], Tensors]:
     return call
 
 
-def train_compiled(inputs: Tensors) -> Callable[[], Tensors]:
-    params = {k: inputs[k] for k in tiny_gpt.PARAMETERS}
+def train(inputs: Tensors) -> Callable[[], Tensors]:
+    into = tiny_gpt.loss_and_gradients_train(**inputs)[1]  # the buffers, reused every step
+    return _hand_step(inputs, into)
 
-    def call() -> Tensors:
-        loss, grads = tiny_gpt.loss_and_gradients_train(**inputs)
-        new, _ = adamw_step(params, grads, None, **HYPER)
-        return {"loss": loss, **new}
-    return compiled_call(call, "the hand GPT training step")
+
+def train_compiled(inputs: Tensors) -> Callable[[], Tensors]:
+    return compiled_call(_hand_step(inputs), "the hand GPT training step")
 
 
 class Step(NamedTuple):
