@@ -46,15 +46,17 @@ where two roundings are compared with each other, it is four ulps a side.
 
 Below the smallest normal number a value keeps fewer bits than its dtype's precision, down
 to one: where a right form's intermediate falls there (``dy * x`` of two small numbers,
-scaled up by ``rstd`` after) its result is off by up to its own size, where autograd,
-rounding in another order, may not be. In float32 and bfloat16 that is below 1.2e-38, far
-under any gradient that trains, so a gradient wholly there (the truth's largest entry) is
-judged only to the normal range's edge: both floors are 1.2e-38. Hypothesis found three:
-RMSNorm's ``x rstd^3`` form, its ``d_weight`` 35 % off at 2e-42; llm.c's layer norm,
-4.7e-43 off where autograd is 3.4e-43 off; Caffe's folded ``d_x``, 7.8e-45 off. Not
-float16, whose normal numbers stop at 6.1e-5, among real gradients (float16 training scales
-its loss for them): there a form must keep its digits, and one whose intermediate
-underflows is less accurate than autograd, as the verdict says.
+scaled up by ``rstd`` after; ``bngain bnvar_inv / n``, divided by ``n`` before it is
+multiplied back) its result is off by up to the intermediate's spacing times what scales
+it back, where autograd, rounding in another order, may not be. In float32 and bfloat16
+that is below 1.2e-38, far under any gradient that trains, so there an error is judged
+only down to the normal range's edge: both floors are at least 1.2e-38. Hypothesis found
+four: RMSNorm's ``x rstd^3`` form, its ``d_weight`` 35 % off at 2e-42; llm.c's layer norm,
+4.7e-43 off where autograd is 3.4e-43 off; Caffe's folded ``d_x``, 7.8e-45 off; and, on a
+gradient above the edge, Karpathy's fused batch norm, 1.4e-42 off at 4.1e-38 where autograd
+is 3.2e-43 off. Not float16, whose normal numbers stop at 6.1e-5, among real gradients
+(float16 training scales its loss for them): there a form must keep its digits, and one
+whose intermediate underflows is less accurate than autograd, as the verdict says.
 
 Non-finite entries: wherever autograd's gradient is NaN or inf, manual's is too (either),
 and wherever autograd's is finite, so is manual's, with these exceptions, each a right
@@ -98,6 +100,7 @@ K = 2.0
 K_FLOAT64 = 2 * (K + 1)
 FLOOR_ULPS = 4.0
 UNDERFLOW = torch.finfo(torch.float32).smallest_normal  # float32's and bfloat16's: 1.2e-38
+WIDE_EXPONENT = (torch.float32, torch.bfloat16)  # the dtypes judged to UNDERFLOW alone
 
 
 def ulp(dtype: torch.dtype, scale: float) -> float:
@@ -194,9 +197,8 @@ def judge_one(name: str, manual, autograd: torch.Tensor, truth: torch.Tensor,
             return problem(*found)
         judged_m, judged_a, gave_up = found
     scale = float(_where(judged_m, t.abs()).max()) if t.numel() else 0.0
-    floor = FLOOR_ULPS * ulp(dtype, scale) * (2 if dtype == torch.float64 else 1)
-    subnormal = scale < torch.finfo(dtype).smallest_normal <= UNDERFLOW  # module docstring
-    floor = torch.finfo(dtype).smallest_normal if subnormal else floor
+    edge = UNDERFLOW if dtype in WIDE_EXPONENT else 0.0  # the normal range's (docstring)
+    floor = max(FLOOR_ULPS * ulp(dtype, scale) * (2 if dtype == torch.float64 else 1), edge)
     err_a = error if error is not None else _located((a - t).abs(), judged_a)[0]
     if gave_up is not None and held:
         text = _off_where_autograd_gave_up(m, a, t, gave_up, err_a, floor, wide_range,
@@ -213,8 +215,7 @@ def judge_one(name: str, manual, autograd: torch.Tensor, truth: torch.Tensor,
         means = dict(mean_k=K_MEAN, mean_manual=mean_error((m - t).abs(), over),
                      mean_autograd=mean_error((a - t).abs(),
                                               over if judged_a is None else over & judged_a),
-                     mean_floor=floor if subnormal else mean_floor(dtype, t, over,
-                                                                   ulp(dtype, scale)))
+                     mean_floor=max(mean_floor(dtype, t, over, ulp(dtype, scale)), edge))
         if mean is not None and broken(means["mean_manual"], means["mean_autograd"],
                                        means["mean_floor"]):
             means["mean_autograd"] = max(means["mean_autograd"], mean(over))  # later looks

@@ -102,6 +102,26 @@ def test_a_gradient_below_the_normal_range_is_judged_to_its_edge():
         "weight"]
 
 
+
+def test_an_intermediate_below_the_normal_range_is_judged_to_its_edge():
+    """Karpathy's fused batch norm in float32 on a gain of 1.1755e-41 (hypothesis's draw,
+    131 rows): ``bngain bnvar_inv / n`` is 2.8e-41, a subnormal kept to five digits, and
+    ``n dhpreact`` scales it back to a gradient of 3.7e-36, 1.2e-40 off where autograd,
+    multiplying before it divides, is 5.6e-43 off: 82 times, on errors far under 1.2e-38,
+    where float32 is judged to the normal range's edge. 1.5 times that edge still fails."""
+    case = BY_NAME["karpathy_batch_norm"]
+    draw = {"hprebn": torch.zeros(131, 2), "bngain": torch.full((1, 2), 1.1755e-41),
+            "bnbias": torch.zeros(1, 2), "dhpreact": torch.zeros(131, 2)}
+    draw["dhpreact"][-1] = 1000.0
+    measured = measure(case.reference, draw)
+    right = case.manual(draw, "gradients")
+    off = (right["hprebn"].double() - measured.truth["hprebn"]).abs().max()
+    assert 1e-41 < off < torch.finfo(torch.float32).smallest_normal
+    assert measured.judge("right", right).passed
+    edge = torch.finfo(torch.float32).smallest_normal * 1.5
+    wrong = {**right, "hprebn": right["hprebn"] + edge}
+    assert [j.name for j in measured.judge("off", wrong).failures] == ["hprebn"]
+
 def _overflowing(name: str):
     """A float16 draw (after the dev profile's) on which the form declared
     ``full_precision_only`` overflows where autograd does not."""
