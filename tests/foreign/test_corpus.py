@@ -20,6 +20,7 @@ from corpus import CASES
 
 from handgrad import measure, opinions
 from handgrad.judgement import Excused
+from handgrad.mutants import planted
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from test_contracts import autograd_uses
@@ -121,6 +122,34 @@ def test_an_intermediate_below_the_normal_range_is_judged_to_its_edge():
     edge = torch.finfo(torch.float32).smallest_normal * 1.5
     wrong = {**right, "hprebn": right["hprebn"] + edge}
     assert [j.name for j in measured.judge("off", wrong).failures] == ["hprebn"]
+
+
+def test_a_gradient_of_rounding_noise_is_judged_by_its_algebra():
+    """Karpathy's fused batch norm in bfloat16 on a constant column (300 rows of 1.8555, gain
+    and grad_output 1): the exact gradient is 0, autograd's bfloat16 gradient is noise of
+    42 and the fused line's of 103, 2.4 times. Autograd keeps no digit there, so the form
+    passes on being right in float64 and within 23 times autograd's noise; with the mean
+    path's sign flipped (``+ sum d``), 136 off (3.2 times), it fails as wrong: in float64
+    it is off by 632, twice the terms' 316."""
+    case = BY_NAME["karpathy_batch_norm"]
+    column = {"hprebn": 1.8555, "bngain": 1.0, "bnbias": 0.0, "dhpreact": 1.0}
+    draw = {k: torch.full(case.shape(k, {"N": 300, "C": 1}), v, dtype=torch.bfloat16)
+            for k, v in column.items()}
+    judged = case.verdict(draw).judgements[0]
+    assert judged.passed
+    assert "autograd keeps no digit" in judged.how
+    assert 2 < judged.ratio < 23, judged.explain()
+    right = case.module.gradients
+
+    def mean_path_flipped(hprebn, bngain, bnbias, dhpreact):  # - sum d made + sum d
+        rstd = case.module.forward(hprebn, bngain, bnbias)["bnvar_inv"]
+        got = right(hprebn, bngain, bnbias, dhpreact)
+        n = hprebn.shape[0]
+        return {**got, "hprebn": got["hprebn"] + 2 * bngain * rstd / n * dhpreact.sum(0)}
+    verdict = planted(case, gradients=mean_path_flipped).verdict(draw)
+    assert [j.name for j in verdict.failures] == ["hprebn"]
+    assert 2 < verdict.failures[0].ratio < 23
+    assert verdict.diagnosed.failures[0].diagnosis.startswith("wrong")
 
 def _overflowing(name: str):
     """A float16 draw (after the dev profile's) on which the form declared
