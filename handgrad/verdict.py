@@ -100,7 +100,7 @@ K = 2.0
 K_FLOAT64 = 2 * (K + 1)
 FLOOR_ULPS = 4.0
 UNDERFLOW = torch.finfo(torch.float32).smallest_normal  # float32's and bfloat16's: 1.2e-38
-WIDE_EXPONENT = (torch.float32, torch.bfloat16)  # the dtypes judged to UNDERFLOW alone
+WIDE_EXPONENT = (torch.float32, torch.bfloat16)  # errors below UNDERFLOW not judged
 
 
 def ulp(dtype: torch.dtype, scale: float) -> float:

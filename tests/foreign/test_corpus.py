@@ -103,7 +103,6 @@ def test_a_gradient_below_the_normal_range_is_judged_to_its_edge():
         "weight"]
 
 
-
 def test_an_intermediate_below_the_normal_range_is_judged_to_its_edge():
     """Karpathy's fused batch norm in float32 on a gain of 1.1755e-41 (hypothesis's draw,
     131 rows): ``bngain bnvar_inv / n`` is 2.8e-41, a subnormal kept to five digits, and
@@ -130,7 +129,8 @@ def test_a_gradient_of_rounding_noise_is_judged_by_its_algebra():
     42 and the fused line's of 103, 2.4 times. Autograd keeps no digit there, so the form
     passes on being right in float64 and within 23 times autograd's noise; with the mean
     path's sign flipped (``+ sum d``), 136 off (3.2 times), it fails as wrong: in float64
-    it is off by 632, twice the terms' 316."""
+    it is off by 632, twice the terms' 316. Every sum here is of equal terms, exact in
+    float32 in any order, so these figures are not this CPU's alone."""
     case = BY_NAME["karpathy_batch_norm"]
     column = {"hprebn": 1.8555, "bngain": 1.0, "bnbias": 0.0, "dhpreact": 1.0}
     draw = {k: torch.full(case.shape(k, {"N": 300, "C": 1}), v, dtype=torch.bfloat16)
@@ -150,6 +150,7 @@ def test_a_gradient_of_rounding_noise_is_judged_by_its_algebra():
     assert [j.name for j in verdict.failures] == ["hprebn"]
     assert 2 < verdict.failures[0].ratio < 23
     assert verdict.diagnosed.failures[0].diagnosis.startswith("wrong")
+
 
 def _overflowing(name: str):
     """A float16 draw (after the dev profile's) on which the form declared
