@@ -37,6 +37,7 @@ class Judgement:
     mean_autograd: float = 0.0
     mean_floor: float = 0.0
     diagnosis: str = ""  # for a failure below float64: wrong, or less accurate (Measured)
+    err_digits: float = 0.0  # manual's error where the truth is above ``allowed``, below float64
 
     @property
     def allowed(self) -> float:
@@ -50,6 +51,13 @@ class Judgement:
     def broke_mean(self) -> bool:
         return bool(self.mean_k) and broken(self.mean_manual, self.mean_autograd,
                                             self.mean_floor)
+
+    @property
+    def broke_noise_only(self) -> bool:
+        """Whether every entry that breaks the rule is one whose truth is within what the
+        rule allows (``allowed``): an entry the rule would pass as 0, so asks no digit of."""
+        return (self.problem is None and not self.broke_mean
+                and self.err_digits <= self.allowed)
 
     @property
     def ratio(self) -> float:

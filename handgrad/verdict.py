@@ -209,9 +209,9 @@ def judge_one(name: str, manual, autograd: torch.Tensor, truth: torch.Tensor,
         judged_m = judged_m & ~gave_up
     err_m, index = _located((m - t).abs(), judged_m)
     means, over = {}, None
-    if dtype in DTYPES:  # the mean rule, half precision, above noise (handgrad.mean_rule)
+    if dtype != torch.float64:  # the entries the ratio rule asks a digit of
         over = above(t, base["k"] * err_a + floor, judged_m)
-    if over is not None and bool(over.any()):
+    if dtype in DTYPES and bool(over.any()):  # the mean rule (handgrad.mean_rule)
         means = dict(mean_k=K_MEAN, mean_manual=mean_error((m - t).abs(), over),
                      mean_autograd=mean_error((a - t).abs(),
                                               over if judged_a is None else over & judged_a),
@@ -221,7 +221,9 @@ def judge_one(name: str, manual, autograd: torch.Tensor, truth: torch.Tensor,
             means["mean_autograd"] = max(means["mean_autograd"], mean(over))  # later looks
     judged = Judgement(**base, passed=True, err_manual=err_m, err_autograd=err_a,
                        floor=floor, index=index, manual_at=_at(m, index),
-                       autograd_at=_at(a, index), truth_at=_at(t, index), **means)
+                       autograd_at=_at(a, index), truth_at=_at(t, index),
+                       err_digits=err_m if over is None else _located((m - t).abs(), over)[0],
+                       **means)
     if judged.broke_max or judged.broke_mean:
         return Judgement(**{**judged.__dict__, "passed": False})
     return judged

@@ -97,3 +97,4 @@ CASES = registry(
          # of 1000, inf in float16 (Caffe runs in float32).
          full_precision_only=("gradients_folded",)),
 )
+BY_NAME = {case.name: case for case in CASES}
