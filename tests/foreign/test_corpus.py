@@ -190,6 +190,25 @@ def test_a_bias_gradient_summed_in_turn_passes_in_float64(rows, d, o, dout):
     assert [j.name for j in measure(case.reference, draw).judge("off", off).failures] == ["b2"]
 
 
+def test_a_folded_product_summed_in_turn_passes_in_float64():
+    """Caffe's folded ``d_x`` in float64 (the dev profile's seed 21): 512 products of weights
+    ``0.001 * 6.07e-15``, each rounded, then summed against ``dout`` = 5.078125, where
+    autograd sums 512 exact ``dout w2`` first. Its 2.1e-28 from autograd was 7.1 times
+    autograd's spread while random rounding only split a matmul in two blocks; runs that
+    take a small matmul one term after another, as a gemv does, spread 4.5 times wider,
+    and it passes. A ``d_x`` 2e-27 off (40 times that spread) still fails."""
+    case, f64 = BY_NAME["mlp_caffe"], torch.float64
+    draw = {"x": torch.zeros(3, 4, dtype=f64), "w1": torch.full((4, 1), 1e-3, dtype=f64),
+            "b1": torch.full((1,), 1e-3, dtype=f64),
+            "w2": torch.full((1, 512), 6.070588031213913e-15, dtype=f64),
+            "b2": torch.zeros(512, dtype=f64), "dout": torch.full((3, 512), 5.078125, dtype=f64)}
+    verdict = case.verdict(draw, "gradients_folded")
+    assert verdict.passed, verdict.explain()
+    right = case.manual(draw, "gradients_folded")
+    off = {**right, "x": right["x"] + 2e-27}
+    assert [j.name for j in measure(case.reference, draw).judge("off", off).failures] == ["x"]
+
+
 def test_a_bias_gradient_summed_in_turn_passes_in_float32():
     """A float32 kernel that adds 4096 rows one after another (inductor's reduction over
     rows, a plain loop) lands 6 to 19 ulps of the scale from the exact ``d_b2``, 5 to 14
