@@ -11,8 +11,6 @@ from handgrad import measure
 from handgrad.mutants import planted
 from handgrad.verdict import K
 
-NOISE = torch.finfo(torch.float16).eps ** -0.5  # float16's K eps^-1/2 is K times this
-
 
 def test_a_gradient_of_rounding_noise_is_judged_by_its_algebra():
     """Karpathy's fused batch norm in bfloat16 on a constant column (300 rows of 1.8555, gain
@@ -78,15 +76,16 @@ def test_noise_where_the_rule_asks_no_digit_is_judged_by_the_algebra(dtype):
     ``d_v``, whose entries the rule asks digits of, fails as less accurate, and 153 added to
     ``d_q`` in float64 too fails as wrong."""
     case, draw = BY_NAME["llmc_attention"], equal_scores(dtype)
+    noise = K * torch.finfo(dtype).eps ** -0.5  # the rule's bound there
     verdict = case.verdict(draw)
     assert verdict.passed, verdict.explain()
     noisy = planted(case, gradients=noisier(0)).verdict(draw).judgements[0]
     assert noisy.passed, noisy.explain()
     assert "off only where the rule asks no digit" in noisy.how
-    assert K < noisy.ratio < K * NOISE
+    assert K < noisy.ratio < noise
     at_v = planted(case, gradients=noisier(2)).verdict(draw).diagnosed.judgements[0]
     assert not at_v.passed
-    assert at_v.ratio < K * NOISE
+    assert at_v.ratio < noise
     assert at_v.diagnosis.startswith("less accurate")
     wrong = planted(case, gradients=noisier(0, shrinks=False)).verdict(draw).diagnosed
     assert wrong.failures[0].diagnosis.startswith("wrong")
