@@ -25,7 +25,7 @@ autograd's error: a gradient within the truth's own rounding of it passes.
 
 Where autograd gives NaN or inf and the truth is finite (float16's range ran out in its
 backward), ``wide_range`` runs it again in float16's precision with float32's range
-(``handgrad.rounding.WideRange``): how far rounding alone takes it there.
+(``handgrad.wide_range.WideRange``): how far rounding alone takes it there.
 """
 
 import functools
@@ -35,8 +35,9 @@ import torch
 
 from handgrad.nonfinite import largest, off
 from handgrad.own_error import cast, errors_against_truth, float_dtype, nearby, second_difference
-from handgrad.rounding import RandomRounding, WideRange
+from handgrad.rounding import RandomRounding
 from handgrad.verdict import Tensors
+from handgrad.wide_range import WideRange
 
 SECOND_LOOKS = 8
 # Runs with random rounding, each side. Each costs a pass through Python per operation

@@ -49,7 +49,7 @@ before a dispatch mode sees an operation, so what is rounded is what the transfo
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten, tree_map
+from torch.utils._pytree import tree_flatten
 
 F64 = torch.float64
 
@@ -95,7 +95,7 @@ def moved_at_random(t: torch.Tensor, generator: torch.Generator) -> torch.Tensor
 # Sums whose order a kernel chooses (a BLAS blocks a matmul by the machine's cache and
 # vector width): in float64 each is taken in another order (``reordered``).
 REORDERED = frozenset({"mm", "bmm", "addmm", "sum"})
-IN_TURN = 2**22  # the most products a matmul taken in turn forms at once: 32 MiB
+IN_TURN = 2**22  # the most products a matmul taken in turn forms: 32 MiB, thrice at most
 
 
 def _order(n: int, generator: torch.Generator, device) -> tuple[int, torch.Tensor] | None:
@@ -117,6 +117,12 @@ def _summed(args, kwargs) -> tuple[torch.Tensor, list[int], bool, int] | None:
     return x, dims, args[2] if len(args) > 2 else False, max(dims, key=lambda d: x.shape[d])
 
 
+def _all_but(x: torch.Tensor, dims: list[int], axis: int) -> torch.Tensor:
+    """``x`` summed over ``dims`` but ``axis``, kept: what a sum in turn adds along."""
+    others = [d for d in dims if d != axis]
+    return x.sum(others, keepdim=True) if others else x
+
+
 def in_turn_float32(args, kwargs, generator: torch.Generator) -> torch.Tensor | None:
     """A float32 sum as a kernel that adds its longest axis one term after another in
     float32 lands (inductor's reduction over rows, a plain loop), in float64: the exact
@@ -128,8 +134,7 @@ def in_turn_float32(args, kwargs, generator: torch.Generator) -> torch.Tensor | 
     if found is None:
         return None
     x, dims, keep, axis = found
-    others = [d for d in dims if d != axis]
-    x = x.to(F64).sum(others, keepdim=True) if others else x.to(F64)
+    x = _all_but(x.to(F64), dims, axis)
     partial = x.cumsum(axis)
     carried = (stochastic_round(partial, torch.float32, generator).to(F64) - partial)
     total = partial.narrow(axis, x.shape[axis] - 1, 1) + carried.sum(axis, keepdim=True)
@@ -154,8 +159,7 @@ def reordered(func, args, kwargs, generator: torch.Generator, in_turn: bool = Fa
         cut, perm = order
         x = x.index_select(axis, perm)
         if in_turn:  # one term after another, as a plain loop or a gemv does
-            others = [d for d in dims if d != axis]
-            x = torch.sum(x, others, keepdim=True) if others else x
+            x = _all_but(x, dims, axis)
             total = x.cumsum(axis).narrow(axis, x.shape[axis] - 1, 1)
             return total.sum(dims, keep)  # the remaining axes are all of size 1
         first, rest = x.tensor_split([cut], axis)
@@ -169,8 +173,7 @@ def reordered(func, args, kwargs, generator: torch.Generator, in_turn: bool = Fa
     cut, perm = order
     a, b = a.index_select(-1, perm), b.index_select(-2, perm)
     if in_turn and a.numel() * b.shape[-1] <= IN_TURN:
-        terms = a[..., :, :, None] * b[..., None, :, :]
-        total = terms.cumsum(-2)[..., -1, :]
+        total = (a[..., :, :, None] * b[..., None, :, :]).cumsum(-2)[..., -1, :].contiguous()
         return total if len(args) == 2 else args[0] + total
     first = func(*args[:-2], a[..., :cut], b[..., :cut, :])  # addmm's bias added here
     return first + torch.matmul(a[..., cut:], b[..., cut:, :])
@@ -190,7 +193,7 @@ def _all_plain(x) -> bool:
     return True
 
 
-def _untouchable(args, kwargs, got=None) -> bool:
+def untouchable(args, kwargs, got=None) -> bool:
     """Whether an operation has an operand or a result that is not plain (``_all_plain``)."""
     return not (_all_plain(args) and _all_plain(kwargs) and _all_plain((got,)))
 
@@ -211,9 +214,10 @@ class RandomRounding(TorchDispatchMode):
     def __init__(self, seed: int):
         super().__init__()
         self.generator = torch.Generator().manual_seed(seed)
-        # Every sum in turn in runs of odd seeds, none in the others: a coin per sum,
-        # drawn in the same place of the same sequence at every draw of the same shapes,
-        # once left Caffe's 513-row bias sum blocked in all 8 runs (21 times autograd's).
+        # Every sum in turn in runs of odd seeds, none in the others, so half of any even
+        # number of runs (ROUNDINGS): a coin per sum, drawn in the same place of the same
+        # sequence at every draw of the same shapes, once left Caffe's 513-row bias sum
+        # blocked in all 8 runs (21 times autograd's spread).
         self.in_turn = seed % 2 == 1
 
     def _rounded(self, got, exact):
@@ -244,7 +248,7 @@ class RandomRounding(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if _untouchable(args, kwargs):
+        if untouchable(args, kwargs):
             return func(*args, **kwargs)
         got = None
         if func.overloadpacket.__name__ in REORDERED and all(
@@ -253,7 +257,7 @@ class RandomRounding(TorchDispatchMode):
             got = reordered(func, args, kwargs, self.generator, self.in_turn)
         got = func(*args, **kwargs) if got is None else got
         if (func.is_view or func._schema.is_mutable
-                or func.overloadpacket.__name__ in EXACT or _untouchable((), {}, got)):
+                or func.overloadpacket.__name__ in EXACT or untouchable((), {}, got)):
             return got
         if isinstance(got, torch.Tensor):  # most operations: one result, no pytree
             if not got.is_floating_point():
@@ -272,40 +276,3 @@ class RandomRounding(TorchDispatchMode):
             exact_leaves = [None] * len(leaves)
         return spec.unflatten([self._rounded(g, e) for g, e in zip(leaves, exact_leaves,
                                                                    strict=True)])
-
-
-# Float32's significand has 23 bits after the point; these dtypes keep 10 and 7 of them.
-DROPPED_BITS = {torch.float16: 13, torch.bfloat16: 16}
-
-
-def in_precision(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """Float32 ``x`` rounded to the nearest number of ``dtype``'s precision (its significand,
-    and its subnormals' spacing near 0), but with float32's range: nothing overflows.
-    On the bits: a float's magnitude is monotone in its pattern read as an integer, so
-    adding half the dropped bits' weight (one less, plus the last kept bit: ties to even, as
-    the hardware rounds) and clearing them rounds the significand; a carry moves the
-    exponent up, as rounding up to the next power of two does."""
-    drop = DROPPED_BITS[dtype]
-    bits = x.view(torch.int32)
-    bits = (bits + ((1 << (drop - 1)) - 1) + ((bits >> drop) & 1)) & ~((1 << drop) - 1)
-    small = x.abs() < torch.finfo(dtype).smallest_normal
-    return torch.where(small, x.to(dtype).to(x.dtype),
-                       torch.where(x.isfinite(), bits.view(torch.float32), x))
-
-
-class WideRange(TorchDispatchMode):
-    """Float32 operations, each result rounded to ``dtype``'s precision without its range
-    (``in_precision``): float16 arithmetic that cannot overflow. Where float16 autograd's
-    gradient is NaN (a GELU's ``0 * inf``) and the float64 one finite, the run inside this
-    shows how far float16's rounding alone takes autograd there."""
-
-    def __init__(self, dtype: torch.dtype):
-        super().__init__()
-        self.dtype = dtype
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        got = func(*args, **(kwargs or {}))
-        if func.is_view or func._schema.is_mutable or _untouchable(args, kwargs, got):
-            return got
-        return tree_map(lambda t: in_precision(t, self.dtype) if isinstance(t, torch.Tensor)
-                        and t.dtype == torch.float32 else t, got)
