@@ -54,9 +54,9 @@ class Judgement:
 
     @property
     def broke_noise_only(self) -> bool:
-        """Whether every entry that breaks the rule is one whose truth is within what the
-        rule allows (``allowed``): an entry the rule would pass as 0, so asks no digit of."""
-        return (self.problem is None and not self.broke_mean
+        """Whether the rule is broken, and only at entries whose truth is within what it
+        allows (``allowed``): entries it would pass as 0, so asks no digit of."""
+        return (self.problem is None and self.broke_max and not self.broke_mean
                 and self.err_digits <= self.allowed)
 
     @property

@@ -53,7 +53,7 @@ from handgrad.nonfinite import largest
 from handgrad.own_error import cast
 from handgrad.rounding import RandomRounding
 from handgrad.untouched import own
-from handgrad.verdict import Tensors, judge, judge_one
+from handgrad.verdict import K, Tensors, judge, judge_one
 
 
 class Measured(Looks):
@@ -78,13 +78,7 @@ class Measured(Looks):
             **j.__dict__, "passed": True,
             "how": f"{j.how}; off only where the rule asks no digit: {j.diagnosis}"})
             for j in diagnosed.failures if j.name in noise
-            and j.diagnosis.startswith(LESS_ACCURATE) and j.ratio <= j.k * self._noise})
-
-    @property
-    def _noise(self) -> float:
-        """How many times autograd's error a right form's may be on a tensor of rounding
-        noise: eps^-1/2 (module docstring)."""
-        return torch.finfo(self.dtype).eps ** -0.5
+            and j.diagnosis.startswith(LESS_ACCURATE) and j.ratio <= noise_ratio(self.dtype)})
 
     def _looks(self, label: str, manual: Mapping[str, object],
                rerun: Callable[[Tensors], Mapping[str, object]] | None) -> Verdict:
@@ -207,6 +201,12 @@ class Measured(Looks):
                 note = diagnosis(j, there, self.dtype)
             judgements.append(j if j.passed else Judgement(**{**j.__dict__, "diagnosis": note}))
         return Verdict(verdict.label, tuple(judgements))
+
+
+def noise_ratio(dtype: torch.dtype) -> float:
+    """How many times autograd's error a right form's may be where the rule asks no digit:
+    ``K eps^-1/2`` (module docstring)."""
+    return K * torch.finfo(dtype).eps ** -0.5
 
 
 def _replaced(verdict: Verdict, judged: Mapping[str, Judgement]) -> Verdict:

@@ -171,7 +171,7 @@ def judge_one(name: str, manual, autograd: torch.Tensor, truth: torch.Tensor,
     looks on the entries it is given. ``held``: whether the forward held in this dtype, finite
     wherever float64's is (where it did not, see the module docstring). ``overflowed``:
     where autograd itself gave NaN or inf in some run with random rounding. ``wide_range``:
-    autograd in the dtype's precision with float32's range (``handgrad.rounding.WideRange``),
+    autograd in the dtype's precision with float32's range (``handgrad.wide_range.WideRange``),
     for where autograd gave up; ``wide_error``: its error over nearby inputs too."""
     dtype, device = autograd.dtype, autograd.device.type
     base = dict(name=name, dtype=dtype, device=device, looks=looks, how=how,
@@ -207,12 +207,13 @@ def judge_one(name: str, manual, autograd: torch.Tensor, truth: torch.Tensor,
             return problem(*text)
     if gave_up is not None:  # judged just now, or another function's gradient (``held``)
         judged_m = judged_m & ~gave_up
-    err_m, index = _located((m - t).abs(), judged_m)
+    off = (m - t).abs()
+    err_m, index = _located(off, judged_m)
     means, over = {}, None
     if dtype != torch.float64:  # the entries the ratio rule asks a digit of
         over = above(t, base["k"] * err_a + floor, judged_m)
     if dtype in DTYPES and bool(over.any()):  # the mean rule (handgrad.mean_rule)
-        means = dict(mean_k=K_MEAN, mean_manual=mean_error((m - t).abs(), over),
+        means = dict(mean_k=K_MEAN, mean_manual=mean_error(off, over),
                      mean_autograd=mean_error((a - t).abs(),
                                               over if judged_a is None else over & judged_a),
                      mean_floor=max(mean_floor(dtype, t, over, ulp(dtype, scale)), edge))
@@ -222,7 +223,7 @@ def judge_one(name: str, manual, autograd: torch.Tensor, truth: torch.Tensor,
     judged = Judgement(**base, passed=True, err_manual=err_m, err_autograd=err_a,
                        floor=floor, index=index, manual_at=_at(m, index),
                        autograd_at=_at(a, index), truth_at=_at(t, index),
-                       err_digits=err_m if over is None else _located((m - t).abs(), over)[0],
+                       err_digits=err_m if over is None else _located(off, over)[0],
                        **means)
     if judged.broke_max or judged.broke_mean:
         return Judgement(**{**judged.__dict__, "passed": False})

@@ -55,6 +55,18 @@ def test_where_autograd_is_exact_the_floor_allows_a_few_ulps():
     assert not verdict([scale, 1.0], [scale, 1.0], [scale, 1.0 + 2 * FLOOR_ULPS * one_ulp]).passed
 
 
+def test_the_rule_asks_digits_only_of_entries_above_what_it_allows():
+    """An entry whose truth is within what the rule allows would pass as 0: manual off
+    there alone breaks the rule at entries it asks no digit of (``broke_noise_only``);
+    off at an entry above that, it does not."""
+    truth = [0.0, 1e-3, 1.0]
+    at_zero = verdict(truth, truth, [0.5, 1e-3, 1.0]).judgements[0]
+    assert at_zero.broke_noise_only
+    at_one = verdict(truth, truth, [0.0, 1e-3, 1.5]).judgements[0]
+    assert at_one.broke_max
+    assert not at_one.broke_noise_only
+
+
 def test_the_element_named_is_the_one_that_broke_the_rule():
     """Not the largest difference between manual and autograd: the largest manual error
     against the truth. Here autograd is off at index 0, manual at index 2."""
