@@ -198,8 +198,8 @@ def test_a_folded_product_summed_in_turn_passes_in_float64():
     ``0.001 * 6.07e-15``, each rounded, then summed against ``dout`` = 5.078125, where
     autograd sums 512 exact ``dout w2`` first. Its 2.1e-28 from autograd was 7.1 times
     autograd's spread while random rounding only split a matmul in two blocks; runs that
-    take a small matmul one term after another, as a gemv does, spread 4.5 times wider,
-    and it passes. A ``d_x`` 2e-27 off (40 times that spread) still fails."""
+    take a small matmul one term after another, as a gemv does, spread 1.9 times wider,
+    and it passes at 4.1 times. A ``d_x`` 2e-27 off (40 times that spread) still fails."""
     case, f64 = BY_NAME["mlp_caffe"], torch.float64
     draw = {"x": torch.zeros(3, 4, dtype=f64), "w1": torch.full((4, 1), 1e-3, dtype=f64),
             "b1": torch.full((1,), 1e-3, dtype=f64),
@@ -216,8 +216,8 @@ def test_a_bias_gradient_summed_in_turn_passes_in_float32():
     """A float32 kernel that adds 4096 rows one after another (inductor's reduction over
     rows, a plain loop) lands 6 to 19 ulps of the scale from the exact ``d_b2``, 5 to 14
     times torch's blocked sum, and failed by that much. Autograd's float32 sums under random
-    rounding are taken in turn too, half the time (``rounding.in_turn_float32``): it
-    passes. A ``d_b2`` 100 ulps off, past twice autograd's worst under those runs (22 ulps
+    rounding are taken in turn too, in half the runs (``rounding.in_turn_float32``): it
+    passes. A ``d_b2`` 200 ulps off, past twice autograd's worst under those runs (37 ulps
     here) and the floor, still fails. Judged as a compiled kernel is, with no rerun of the
     hand code to look at."""
     case, gen = BY_NAME["mlp_caffe"], torch.Generator().manual_seed(0)
@@ -232,7 +232,7 @@ def test_a_bias_gradient_summed_in_turn_passes_in_float32():
     verdict = measured.judge("d_b2 in turn", {**right, "b2": in_turn})
     assert verdict.passed, verdict.explain()
     ulp = torch.finfo(torch.float32).eps * float(draw["dout"].double().sum(0).abs().max())
-    off = {**right, "b2": right["b2"] + 100 * ulp}
+    off = {**right, "b2": right["b2"] + 200 * ulp}
     assert [j.name for j in measured.judge("off", off).failures] == ["b2"]
 
 
