@@ -164,6 +164,7 @@ def test_reordered_matmuls_keep_shape_layout_and_value(in_turn):
         plain, got = func(*args), reordered(func, args, {}, gen, in_turn)
         assert got.shape == plain.shape
         assert got.is_contiguous()
+        # 7 positive terms a sum: any two orders are within 7 eps of each other
         assert torch.allclose(got, plain, rtol=7 * torch.finfo(F64).eps, atol=0)
 
 
