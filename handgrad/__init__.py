@@ -8,7 +8,7 @@ autograd's in every dtype; ``verify`` runs every check on a case and returns a `
 
 from handgrad.case import DTYPES, Case, Example, registry
 from handgrad.function import FunctionCase
-from handgrad.judgement import Judgement, Verdict, VerdictError
+from handgrad.judgement import Judgement, LessAccurateWarning, Verdict, VerdictError
 from handgrad.measure import compare, measure
 from handgrad.report import Report, verify
 from handgrad.shapes import check
@@ -20,6 +20,7 @@ __all__ = [
     "Example",
     "FunctionCase",
     "Judgement",
+    "LessAccurateWarning",
     "Report",
     "Verdict",
     "VerdictError",

@@ -112,6 +112,12 @@ class VerdictError(AssertionError):
         self.verdict = verdict
 
 
+class LessAccurateWarning(UserWarning):
+    """A right form that lost digits autograd keeps, at values hypothesis drew and not at the
+    case's own values at the same sizes (``handgrad.generated``); ``-W
+    error::handgrad.LessAccurateWarning`` makes it a failure."""
+
+
 class Excused(AssertionError):
     """Failures that an opt-out covers (``handgrad.opinions.excused``): the plugin reports
     the test as XFAIL with this message, ``verify`` an excused row."""

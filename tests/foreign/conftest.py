@@ -18,11 +18,12 @@ NAN = "a NaN input: this form spreads it to entries that autograd and the truth 
 KNOWN = {
     "test_magnitudes[flash_attention-cpu-float32]": SAT,
     "test_magnitudes[flash_attention-cpu-float16]": SAT,
-    **{f"test_generated_shapes[flash_attention-cpu-{d}]": (
-        "an exact d_q of 0 (v constant along D, or a saturated softmax): autograd's rounds to "
-        "0 or near it, delta = rowsum(dout o) leaves noise (float64: 3.7e-19, 8x autograd's; "
-        "float32: 1.1e-16 against autograd's exact 0)") for d in
-       ("float64", "float32", "bfloat16", "float16")},
+    # At drawn values the same noise is a LessAccurateWarning (handgrad/generated.py); on
+    # the case's own values at a drawn size it fails, as on the fixed draws.
+    "test_generated_shapes[flash_attention-cpu-float32]": (
+        "the case's own values at a drawn size: the exact d_q of the first query, whose causal "
+        "row holds one key, is 0, and autograd's an exact 0; delta = rowsum(dout o) from the "
+        "rounded o leaves 6.5e-08"),
     **{f"test_non_finite_entries[flash_attention-cpu-{d}]":
        NAN + "p = exp(s - lse) is NaN on the masked entries of a row whose lse is NaN"
        for d in ("float64", "float32", "bfloat16", "float16")},

@@ -1,0 +1,67 @@
+"""The opinion on inputs hypothesis drew (``checks.test_generated_shapes``): a mistake fails,
+and a right form that only loses digits at the drawn values is a warning.
+
+Hypothesis draws values across magnitudes and keeps what fails, so it finds the values where
+one formulation's rounding loses digits another's keeps: at logits ``[10.96, 0]``, cs231n's
+``probs - 1`` cancels in float32 to 0.5 % of the gradient, 7300 times autograd's error,
+where autograd, through the row max's gradient, subtracts the other ``probs`` instead;
+a float16 product below its normal range; 256 equal float64 products summed in turn, 32
+ulps from the exact sum where autograd's 256 terms of 4.5 sum to 0.7. That is how the form
+rounds at that value, not its algebra. So a failure on a drawn input set is a
+``LessAccurateWarning`` instead, with the verdict's whole explanation, where:
+
+- every failure is a finite error against a finite truth (a ``Judgement.problem`` only where
+  autograd gave up: not a shape, a NaN, an overflow);
+- every failure is right in float64 (``Verdict.only_less_accurate``); in float64 itself,
+  where nothing is wider to run in, the same values in float32 are not judged wrong;
+- the case's own values at the drawn sizes pass in the drawn dtype: a mistake tied to a size
+  (a kernel's tile edge) or to one dtype (a bias in bfloat16 alone, right in float64) fails
+  there, and so does a form that loses digits at ordinary values.
+
+Anything else fails as any verdict does. ``-W error::handgrad.LessAccurateWarning`` (or a
+``filterwarnings`` entry) makes the warning a failure.
+"""
+
+import warnings
+
+import torch
+
+from handgrad.case import Case, dtype_name
+from handgrad.judgement import GAVE_UP, Judgement, LessAccurateWarning, Verdict
+from handgrad.opinions import all_hold
+from handgrad.own_error import cast
+from handgrad.shapes import check
+from handgrad.verdict import Tensors
+
+
+def generated_holds(case: Case, form: str, device, dtype: torch.dtype, inputs: Tensors) -> None:
+    """Judge ``form`` on the drawn ``inputs``: passes, warns (module docstring) or raises
+    as ``opinions.all_hold`` does."""
+    verdict = case.verdict(inputs, form, draw="generated draw")
+    if verdict.passed or not _only_rounding(case, form, inputs, verdict):
+        all_hold([verdict], case, form, dtype)
+        return
+    own = case.verdict(case.inputs(device, dtype, **check(case.shapes, **inputs)), form,
+                       draw="the case's own values at the drawn sizes")
+    all_hold([own], case, form, dtype)
+    wider = "not wrong in float32" if dtype == torch.float64 else "right in float64"
+    warnings.warn(LessAccurateWarning(
+        f"{case.name} [{device}, {dtype_name(dtype)}] {form}: less accurate than autograd at "
+        f"the drawn values only ({wider}, and as accurate on the case's own values at the "
+        f"same sizes):\n{verdict.explain()}"), stacklevel=2)
+
+
+def _only_rounding(case: Case, form: str, inputs: Tensors, verdict: Verdict) -> bool:
+    """Whether each failure of ``verdict`` is a finite error of a form right in a wider
+    dtype, or in float64 not wrong in float32 (module docstring)."""
+    if not all(_finite(j) for j in verdict.failures):
+        return False
+    if verdict.failures[0].dtype != torch.float64:
+        return verdict.only_less_accurate
+    low = case.verdict(cast(inputs, torch.float32), form, draw="generated draw in float32")
+    return low.passed or (all(_finite(j) for j in low.failures) and low.only_less_accurate)
+
+
+def _finite(j: Judgement) -> bool:
+    """A failure by a finite error against a finite truth, where autograd gave up or not."""
+    return j.problem is None or GAVE_UP in j.problem
