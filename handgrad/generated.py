@@ -10,8 +10,9 @@ ulps from the exact sum where autograd's 256 terms of 4.5 sum to 0.7. That is ho
 rounds at that value, not its algebra. So a failure on a drawn input set is a
 ``LessAccurateWarning`` instead, with the verdict's whole explanation, where:
 
-- every failure is a finite error against a finite truth (a ``Judgement.problem`` only where
-  autograd gave up: not a shape, a NaN, an overflow);
+- every failure is one rounding can make: a finite error, an overflow where autograd stays
+  finite, a finite result where autograd gave up (not a shape, nor a NaN where autograd and
+  the truth agree);
 - every failure is right in float64 (``Verdict.only_less_accurate``); in float64 itself,
   where nothing is wider to run in, the same values in float32 are not judged wrong;
 - the case's own values at the drawn sizes pass in the drawn dtype: a mistake tied to a size
@@ -28,7 +29,8 @@ import torch
 
 from handgrad.case import Case, dtype_name
 from handgrad.judgement import GAVE_UP, Judgement, LessAccurateWarning, Verdict
-from handgrad.opinions import all_hold
+from handgrad.nonfinite import OVERFLOWED
+from handgrad.opinions import all_hold, excused
 from handgrad.own_error import cast
 from handgrad.shapes import check
 from handgrad.verdict import Tensors
@@ -36,9 +38,10 @@ from handgrad.verdict import Tensors
 
 def generated_holds(case: Case, form: str, device, dtype: torch.dtype, inputs: Tensors) -> None:
     """Judge ``form`` on the drawn ``inputs``: passes, warns (module docstring) or raises
-    as ``opinions.all_hold`` does."""
+    as ``opinions.all_hold`` does (an opted-out form's overflow is ``Excused`` first)."""
     verdict = case.verdict(inputs, form, draw="generated draw")
-    if verdict.passed or not _only_rounding(case, form, inputs, verdict):
+    if (verdict.passed or excused(case, form, dtype, [verdict])
+            or not _only_rounding(case, form, inputs, verdict)):
         all_hold([verdict], case, form, dtype)
         return
     own = case.verdict(case.inputs(device, dtype, **check(case.shapes, **inputs)), form,
@@ -52,16 +55,16 @@ def generated_holds(case: Case, form: str, device, dtype: torch.dtype, inputs: T
 
 
 def _only_rounding(case: Case, form: str, inputs: Tensors, verdict: Verdict) -> bool:
-    """Whether each failure of ``verdict`` is a finite error of a form right in a wider
-    dtype, or in float64 not wrong in float32 (module docstring)."""
-    if not all(_finite(j) for j in verdict.failures):
+    """Whether each failure of ``verdict`` is one rounding can make, of a form right in
+    float64, or in float64 not wrong in float32 (module docstring)."""
+    if not all(_of_rounding(j) for j in verdict.failures):
         return False
     if verdict.failures[0].dtype != torch.float64:
         return verdict.only_less_accurate
     low = case.verdict(cast(inputs, torch.float32), form, draw="generated draw in float32")
-    return low.passed or (all(_finite(j) for j in low.failures) and low.only_less_accurate)
+    return low.passed or (all(_of_rounding(j) for j in low.failures) and low.only_less_accurate)
 
 
-def _finite(j: Judgement) -> bool:
-    """A failure by a finite error against a finite truth, where autograd gave up or not."""
-    return j.problem is None or GAVE_UP in j.problem
+def _of_rounding(j: Judgement) -> bool:
+    """A failure rounding can make (module docstring)."""
+    return j.problem is None or GAVE_UP in j.problem or OVERFLOWED in j.problem

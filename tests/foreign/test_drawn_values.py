@@ -47,6 +47,18 @@ def test_a_float64_sum_in_turn_at_a_drawn_value_warns():
         generated_holds(CAFFE, "gradients_folded", "cpu", torch.float64, inputs)
 
 
+def test_an_overflow_of_rounding_noise_at_a_drawn_value_warns():
+    """Seed 33's draw in float16: every score equal (inputs 2000, grad_output 4000, 2048 a
+    head), so the exact ``d_q`` is 0 and autograd's an exact 0; llm.c's float32 Jacobian sum
+    leaves noise that ``dq = dpreatt k`` carries past 65504."""
+    att, f16 = BY_NAME["llmc_attention"], torch.float16
+    inputs = {"inp": torch.full((1, 3, 3, 2, 2048), 2000.0, dtype=f16),
+              "dout": torch.full((1, 3, 2, 2048), 4000.0, dtype=f16)}
+    assert "non-finite where autograd's is finite" in att.verdict(inputs).failures[0].problem
+    with pytest.warns(LessAccurateWarning, match="right in float64"):
+        generated_holds(att, "gradients", "cpu", f16, inputs)
+
+
 def test_a_bias_in_one_dtype_at_a_drawn_value_fails():
     """50 % off in bfloat16 alone is right in float64, as the cancellation is; the case's
     own values at the drawn sizes fail it."""
