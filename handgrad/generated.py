@@ -11,8 +11,8 @@ rounds at that value, not its algebra. So a failure on a drawn input set is a
 ``LessAccurateWarning`` instead, with the verdict's whole explanation, where:
 
 - every failure is one rounding can make: a finite error, an overflow where autograd stays
-  finite, a finite result where autograd gave up (not a shape, nor a NaN where autograd and
-  the truth agree);
+  finite, a finite result where autograd gave up (not a shape or a type, nor a finite value
+  where the truth too is NaN or inf);
 - every failure is right in float64 (``Verdict.only_less_accurate``); in float64 itself,
   where nothing is wider to run in, the same values in float32 are not judged wrong;
 - the case's own values at the drawn sizes pass in the drawn dtype: a mistake tied to a size
