@@ -44,8 +44,11 @@ def case(name):
 
 
 handgrad_cases = [case("square_mean"), case("layer_norm")]
-settings.register_profile("planted", max_examples=3, derandomize=True, database=None,
-                          phases=[Phase.generate])  # a failure is enough: no shrinking
+# A failure is enough: no shrinking. Ten draws, not three: a drawn layer norm of zeros or of
+# constant rows has d_x exactly 0, where 1.01 times it is right, and the derandomized draws
+# change with test_generated_shapes's source (one edit of it drew three such).
+settings.register_profile("planted", max_examples=10, derandomize=True, database=None,
+                          phases=[Phase.generate])
 settings.load_profile("planted")
 """
 
