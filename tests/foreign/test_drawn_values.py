@@ -59,6 +59,19 @@ def test_an_overflow_of_rounding_noise_at_a_drawn_value_warns():
         generated_holds(att, "gradients", "cpu", f16, inputs)
 
 
+def test_a_float64_failure_with_no_float32_run_to_judge_it_fails():
+    """The same draw, of a form that refuses float32 (as a ``FunctionCase`` declaring only
+    float64 does): nothing is wider or narrower to tell rounding from a mistake, so it fails."""
+    def float64_only(**inputs):
+        if inputs["x"].dtype != torch.float64:
+            raise ValueError(f"dtypes: declares ('float64',), got {inputs['x'].dtype}")
+        return CAFFE.module.gradients_folded(**inputs)
+
+    only = planted(CAFFE, gradients_folded=float64_only)
+    with pytest.raises(VerdictError, match="d_x: manual differs from autograd"):
+        generated_holds(only, "gradients_folded", "cpu", torch.float64, equal_products())
+
+
 def test_a_bias_in_one_dtype_at_a_drawn_value_fails():
     """50 % off in bfloat16 alone is right in float64, as the cancellation is; the case's
     own values at the drawn sizes fail it."""
