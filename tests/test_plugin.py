@@ -101,3 +101,16 @@ def test_a_test_that_takes_a_case_with_none_declared_is_an_error(pytester):
     result = pytester.runpytest("-p", "no:randomly")
     result.stdout.fnmatch_lines(["*takes a case, but no conftest.py above it declares*"])
     assert result.ret != 0
+
+
+def test_a_drawn_value_warning_shows_under_error_and_fails_on_request(pytester):
+    """A ``LessAccurateWarning`` is reported, not failed, even in a project that makes every
+    warning an error; ``-W error::handgrad.LessAccurateWarning`` makes it a failure."""
+    # (in this process handgrad is imported already, which pytest warns it cannot rewrite)
+    pytester.makeini("[pytest]\nfilterwarnings =\n    error\n"
+                     "    ignore::pytest.PytestAssertRewriteWarning\n")
+    pytester.makepyfile("import warnings\nimport handgrad\n\n\ndef test_drawn():\n"
+                        "    warnings.warn(handgrad.LessAccurateWarning('at the drawn values'))\n")
+    pytester.runpytest("-p", "no:randomly").assert_outcomes(passed=1, warnings=1)
+    strict = pytester.runpytest("-p", "no:randomly", "-W", "error::handgrad.LessAccurateWarning")
+    strict.assert_outcomes(failed=1)
