@@ -44,11 +44,11 @@ def case(name):
 
 
 handgrad_cases = [case("square_mean"), case("layer_norm")]
-# A failure is enough: no shrinking. Ten draws, not three: a drawn layer norm of zeros or of
-# constant rows has d_x exactly 0, where 1.01 times it is right, and the derandomized draws
-# change with test_generated_shapes's source (one edit of it drew three such).
-settings.register_profile("planted", max_examples=10, derandomize=True, database=None,
-                          phases=[Phase.generate])
+# A failure is enough: no shrinking. A drawn layer norm of zeros or of constant rows has d_x
+# exactly 0, where 1.01 times it is right (at seed 0 the first to show the mistake is the
+# 7th); derandomized draws follow test_generated_shapes's source (one edit of it drew three
+# such), so the run takes a seed (--hypothesis-seed=0) and the ci profile's 25 draws.
+settings.register_profile("planted", max_examples=25, database=None, phases=[Phase.generate])
 settings.load_profile("planted")
 """
 
@@ -63,7 +63,7 @@ def test_a_wrong_gradient_fails_every_check_in_one_process(pytester, monkeypatch
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
     result = pytester.runpytest_subprocess(
         "-p", "no:randomly", "-p", "no:cacheprovider", "--run-slow", "--junitxml=out.xml",
-        "-k", "cpu and not float64 and not bfloat16 and not float16")
+        "--hypothesis-seed=0", "-k", "cpu and not float64 and not bfloat16 and not float16")
     assert result.ret == 1, result.stdout.str()[-3000:]
     ran, failed = [], {}
     for test in ET.parse(pytester.path / "out.xml").iter("testcase"):
