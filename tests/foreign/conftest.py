@@ -4,7 +4,8 @@ on each case (ids such as
 
 A failure here is the verdict rejecting right code, or right code that differs from
 autograd where an input is NaN. Those known on the fixed draws are marked ``xfail`` (strict:
-one that starts to pass fails, and its line here goes), each with what was measured.
+one that starts to pass fails, and its line here goes), each with what was measured; one
+known on sizes that hypothesis draws only sometimes is not strict (``DRAWN_SIZES``).
 """
 
 import pytest
@@ -18,12 +19,6 @@ NAN = "a NaN input: this form spreads it to entries that autograd and the truth 
 KNOWN = {
     "test_magnitudes[flash_attention-cpu-float32]": SAT,
     "test_magnitudes[flash_attention-cpu-float16]": SAT,
-    # At drawn values the same noise is a LessAccurateWarning (handgrad/generated.py); on
-    # the case's own values at a drawn size it fails, as on the fixed draws.
-    "test_generated_shapes[flash_attention-cpu-float32]": (
-        "the case's own values at a drawn size: the exact d_q of the first query, whose causal "
-        "row holds one key, is 0, and autograd's an exact 0; delta = rowsum(dout o) from the "
-        "rounded o leaves 6.5e-08"),
     **{f"test_non_finite_entries[flash_attention-cpu-{d}]":
        NAN + "p = exp(s - lse) is NaN on the masked entries of a row whose lse is NaN"
        for d in ("float64", "float32", "bfloat16", "float16")},
@@ -40,9 +35,22 @@ KNOWN = {
         "autograd's NaN is float16's range, and with float32's range it gives the exact 0 "
         "here, 4.2e-06 off at most over nearby inputs: -3.2e-05 is past 2x that plus the floor"),
 }
+# At drawn values the same noise is a LessAccurateWarning (handgrad/generated.py); on the
+# case's own values at some drawn sizes it fails, as on the fixed draws. Which dtypes' draws
+# reach such a size moves with hypothesis's derandomized draws, which follow the check's
+# source (float32 alone on 54963ff, float32 and bfloat16 since): not strict.
+DRAWN_SIZES = {f"test_generated_shapes[flash_attention-cpu-{d}]": (
+    "the case's own values at a drawn size: the exact d_q of the first query, whose causal row "
+    "holds one key, is 0, and autograd's an exact 0; delta = rowsum(dout o) from the rounded o "
+    "leaves 6.5e-08 in float32, 6.0e-07 in bfloat16") for d in ("float32", "bfloat16", "float16")}
+
+
 def pytest_collection_modifyitems(items):
     here = __file__.rpartition("/")[0]
     for item in items:
-        reason = KNOWN.get(item.name) if str(item.path).startswith(here) else None
-        if reason:
-            item.add_marker(pytest.mark.xfail(reason=reason, strict=True))
+        if not str(item.path).startswith(here):
+            continue
+        if item.name in KNOWN:
+            item.add_marker(pytest.mark.xfail(reason=KNOWN[item.name], strict=True))
+        elif item.name in DRAWN_SIZES:
+            item.add_marker(pytest.mark.xfail(reason=DRAWN_SIZES[item.name], strict=False))
