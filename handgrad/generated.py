@@ -22,8 +22,9 @@ rounds at that value, not its algebra. So a failure on a drawn input set is a
   mistake tied to a size (a kernel's tile edge) fails there, and so does a bias in one
   dtype (right in float64) or a form that loses digits, wherever such values show it.
 
-Anything else fails as any verdict does. ``-W error::handgrad.LessAccurateWarning`` (or a
-``filterwarnings`` entry) makes the warning a failure.
+Anything else fails as any verdict does. ``-W error::handgrad.LessAccurateWarning``, on the
+command line or in ``addopts`` (the plugin's filter comes after a project's ini entries),
+makes the warning a failure.
 """
 
 import warnings
